@@ -202,3 +202,11 @@ def test_cli_unwritable_plot(tmp_path, checkpoint):
     out = cli("--checkpoint", str(checkpoint), "--batches", "10", "--plot", str(blocker / "r.png"))
     assert out.returncode == 1 and "cannot write the plot" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_transform_in_chunks_equals_one_pass(generator):
+    det = anomaly.AnomalyDetector(generator)
+    u = np.random.default_rng(0).random((7, 13))
+    with torch.no_grad():
+        whole = generator(torch.from_numpy(u.astype(np.float32).reshape(-1, 1))).numpy()
+    np.testing.assert_allclose(det.transform(u, chunk=10), whole.reshape(7, 13), rtol=1e-6)

@@ -152,12 +152,20 @@ class AnomalyDetector:
         self.reference = reference
         self.cdf: CDF = stats.norm.cdf if reference == "normal" else generator_cdf(generator)
 
-    def transform(self, u: np.ndarray) -> np.ndarray:
-        """G(u) for an array of source outputs of any shape."""
+    def transform(self, u: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+        """G(u) for an array of source outputs of any shape.
+
+        Works through ``chunk`` values at a time, so memory stays bounded however many batches
+        are tested (G's hidden layer holds 50 floats per input).
+        """
         u = np.asarray(u, dtype=np.float32)
+        flat = u.reshape(-1, 1)
+        out = np.empty(len(flat), dtype=np.float32)
         with torch.no_grad():
-            x = self.generator(torch.from_numpy(u.reshape(-1, 1)))
-        return x.numpy().reshape(u.shape)
+            for start in range(0, len(flat), chunk):
+                part = torch.from_numpy(flat[start : start + chunk])
+                out[start : start + chunk] = self.generator(part).squeeze(1).numpy()
+        return out.reshape(u.shape)
 
     def test(self, u: np.ndarray) -> KSResult:
         """KS test of one batch: G(u) against the reference law."""

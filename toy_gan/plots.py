@@ -194,7 +194,13 @@ def plot_snapshots(snapshots: dict[int, np.ndarray], max_panels: int = 6):
     return fig
 
 
-def plot_ks(sample: np.ndarray, cdf=stats.norm.cdf, ax=None, title: str | None = None):
+def plot_ks(
+    sample: np.ndarray,
+    cdf=stats.norm.cdf,
+    ax=None,
+    title: str | None = None,
+    cdf_label: str = "N(0,1) CDF",
+):
     """The empirical CDF against the hypothesised CDF, with the KS statistic D marked."""
     fig, ax = _axes(ax)
     x = np.sort(np.asarray(sample).ravel())
@@ -207,7 +213,7 @@ def plot_ks(sample: np.ndarray, cdf=stats.norm.cdf, ax=None, title: str | None =
         color="tab:orange",
         label=f"empirical CDF (n={n})",
     )
-    ax.plot(grid, cdf(grid), "k-", lw=1.2, label="N(0,1) CDF")
+    ax.plot(grid, cdf(grid), "k-", lw=1.2, label=cdf_label)
     f = cdf(x)
     above, below = np.arange(1, n + 1) / n - f, f - np.arange(n) / n
     if above.max() >= below.max():
