@@ -82,6 +82,9 @@ def optimal_discriminator(x: np.ndarray, generated: np.ndarray) -> np.ndarray:
     density estimate. D* = 1/2 everywhere exactly when p_g = p_data.
     """
     p_data = stats.norm.pdf(x)
+    generated = np.asarray(generated, dtype=np.float64).ravel()
+    if generated.std() < 1e-9:  # G collapsed to one point: p_g is a spike, so D* = 1 elsewhere
+        return np.where(np.abs(x - generated.mean()) < 1e-6, 0.0, 1.0)
     p_g = stats.gaussian_kde(generated)(x)
     return p_data / np.maximum(p_data + p_g, 1e-12)
 
