@@ -23,10 +23,13 @@ def _pyproject_packages() -> set[str]:
 
 
 def _conda_packages() -> set[str]:
-    names = set()
+    names, in_dependencies = set(), False
     for line in (ROOT / "environment.yml").read_text().splitlines():
+        if re.match(r"^\S", line):  # a top-level key: name, channels, dependencies
+            in_dependencies = line.startswith("dependencies:")
+            continue
         m = re.match(r"^\s{2}-\s+([A-Za-z0-9_.-]+)", line)
-        if m and m.group(1) not in ("python", "pip"):
+        if in_dependencies and m and m.group(1) not in ("python", "pip"):
             names.add(m.group(1).lower())
     return names
 
