@@ -16,7 +16,7 @@ from scipy import special, stats
 
 from toy_gan.anomaly import AnomalyDetector, Source, make_source
 from toy_gan.gan import Generator
-from toy_gan.ks import CDF, critical_value, ks_batches
+from toy_gan.ks import CDF, critical_value, ks_batches, ks_statistics
 from toy_gan.plots import plot_density
 from toy_gan.sampling import normal_logpdf
 
@@ -89,19 +89,6 @@ def effective_sample_size(x: np.ndarray, max_lag: int | None = None) -> float:
 
 
 # --- the KS statistic under H0 -----------------------------------------------------------------
-
-
-def ks_statistics(samples: np.ndarray, cdf: CDF) -> np.ndarray:
-    """D_n of each row of a (batches, n) array: ``toy_gan.ks.ks_batches`` without the p-values.
-
-    The exact p-value (``scipy.stats.kstwo.sf``) costs about a millisecond per batch; deciding
-    "p < alpha" only needs D_n > ``toy_gan.ks.critical_value(n, alpha)``, one number per n.
-    """
-    x = np.sort(np.asarray(samples, dtype=np.float64), axis=1)  # (batches, n)
-    n = x.shape[1]
-    f = cdf(x)
-    i = np.arange(1, n + 1)
-    return np.maximum(np.max(i / n - f, axis=1), np.max(f - (i - 1) / n, axis=1))
 
 
 def null_distribution(
