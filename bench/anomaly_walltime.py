@@ -28,15 +28,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "toy_gan.anomaly"], cwd=tmp, env=env,
-                           check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "toy_gan.anomaly"],
+                cwd=tmp,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             walls.append(time.perf_counter() - start)
             out = subprocess.run(
                 [sys.executable, "-m", "toy_gan.anomaly", "--json", "--plot", "none"],
-                cwd=tmp, env=env, check=True, capture_output=True, text=True)
+                cwd=tmp,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             reports.append(json.loads(out.stdout))
-            print(f"run {i + 1}: {walls[-1]:.1f} s wall "
-                  f"(training {reports[-1]['train_seconds']:.1f} s)", flush=True)
+            print(
+                f"run {i + 1}: {walls[-1]:.1f} s wall "
+                f"(training {reports[-1]['train_seconds']:.1f} s)",
+                flush=True,
+            )
     last = reports[-1]
     result = {
         "command": "python -m toy_gan.anomaly",
@@ -45,8 +58,10 @@ def main() -> None:
         "train_seconds": [r["train_seconds"] for r in reports],
         "false_alarm_rate": last["false_alarm_rate"],
         "power": last["power"],
-        "rows": [{k: r[k] for k in ("source", "n", "ks_statistic", "p_value", "anomaly",
-                                    "flag_rate")} for r in last["results"]],
+        "rows": [
+            {k: r[k] for k in ("source", "n", "ks_statistic", "p_value", "anomaly", "flag_rate")}
+            for r in last["results"]
+        ],
     }
     path = write_result("anomaly_walltime", result)
     print(f"median wall time {result['wall_seconds_median']} s -> {path}")

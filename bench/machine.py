@@ -42,10 +42,19 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # Timings are only comparable on an otherwise idle machine: record how busy it was.
+        "load_average_1_5_15min": [round(v, 2) for v in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
     }
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=RESULTS.parent, timeout=10)
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=RESULTS.parent,
+            timeout=10,
+        )
         info["git_commit"] = rev.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = None

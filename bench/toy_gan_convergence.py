@@ -31,8 +31,12 @@ RECIPES = {
 
 def summary(values) -> dict:
     v = np.asarray(values, dtype=float)
-    return {"median": round(float(np.median(v)), 4), "mean": round(float(v.mean()), 4),
-            "min": round(float(v.min()), 4), "max": round(float(v.max()), 4)}
+    return {
+        "median": round(float(np.median(v)), 4),
+        "mean": round(float(v.mean()), 4),
+        "min": round(float(v.min()), 4),
+        "max": round(float(v.max()), 4),
+    }
 
 
 def main() -> None:
@@ -46,12 +50,27 @@ def main() -> None:
         floors["data_vs_normal"].append(stats.kstest(data, "norm").statistic)
         boot = np.random.default_rng(10_000 + s).choice(data, 1000)
         floors["bootstrap_vs_normal"].append(stats.kstest(boot, "norm").statistic)
-    result = {"seeds": seeds, "floors": {k: {"per_seed": np.round(v, 4).tolist(), **summary(v)}
-                                         for k, v in floors.items()}, "recipes": {}}
+    result = {
+        "seeds": seeds,
+        "floors": {
+            k: {"per_seed": np.round(v, 4).tolist(), **summary(v)} for k, v in floors.items()
+        },
+        "recipes": {},
+    }
     for name, overrides in RECIPES.items():
         config = GANConfig(**overrides)
-        rows = {k: [] for k in ("d1000", "p1000", "population_vs_normal", "population_vs_data",
-                                "false_alarm_normal", "false_alarm_calibrated", "train_seconds")}
+        rows = {
+            k: []
+            for k in (
+                "d1000",
+                "p1000",
+                "population_vs_normal",
+                "population_vs_data",
+                "false_alarm_normal",
+                "false_alarm_calibrated",
+                "train_seconds",
+            )
+        }
         for s in seeds:
             start = time.perf_counter()
             r = train_gan(config, seed=s)
@@ -62,16 +81,22 @@ def main() -> None:
             big = r.sample(200_000, seed=1)
             rows["population_vs_normal"].append(stats.kstest(big, "norm").statistic)
             rows["population_vs_data"].append(
-                stats.ks_2samp(big, r.data.squeeze(1).numpy()).statistic)
-            for ref, key in (("normal", "false_alarm_normal"),
-                             ("generator", "false_alarm_calibrated")):
+                stats.ks_2samp(big, r.data.squeeze(1).numpy()).statistic
+            )
+            for ref, key in (
+                ("normal", "false_alarm_normal"),
+                ("generator", "false_alarm_calibrated"),
+            ):
                 rep = anomaly_run(generator=r.generator, batches=1000, seed=s, reference=ref)
                 rows[key].append(rep.false_alarm_rate)
-            print(f"{name:7s} seed {s}: D={rows['d1000'][-1]:.4f} p={rows['p1000'][-1]:.3f} "
-                  f"pop-vs-N={rows['population_vs_normal'][-1]:.4f} "
-                  f"FAR={rows['false_alarm_normal'][-1]:.3f}/"
-                  f"{rows['false_alarm_calibrated'][-1]:.3f} "
-                  f"({rows['train_seconds'][-1]:.1f} s)", flush=True)
+            print(
+                f"{name:7s} seed {s}: D={rows['d1000'][-1]:.4f} p={rows['p1000'][-1]:.3f} "
+                f"pop-vs-N={rows['population_vs_normal'][-1]:.4f} "
+                f"FAR={rows['false_alarm_normal'][-1]:.3f}/"
+                f"{rows['false_alarm_calibrated'][-1]:.3f} "
+                f"({rows['train_seconds'][-1]:.1f} s)",
+                flush=True,
+            )
         result["recipes"][name] = {
             "config": vars(config) | {"seed": "per seed"},
             **{k: {"per_seed": np.round(v, 4).tolist(), **summary(v)} for k, v in rows.items()},
@@ -79,10 +104,12 @@ def main() -> None:
         }
     path = write_result("toy_gan_convergence", result)
     for name, rec in result["recipes"].items():
-        print(f"{name}: D1000 median {rec['d1000']['median']} max {rec['d1000']['max']}; "
-              f"population-vs-N median {rec['population_vs_normal']['median']} "
-              f"max {rec['population_vs_normal']['max']}; p>0.05 in "
-              f"{rec['fraction_p_above_0.05']:.0%} of seeds")
+        print(
+            f"{name}: D1000 median {rec['d1000']['median']} max {rec['d1000']['max']}; "
+            f"population-vs-N median {rec['population_vs_normal']['median']} "
+            f"max {rec['population_vs_normal']['max']}; p>0.05 in "
+            f"{rec['fraction_p_above_0.05']:.0%} of seeds"
+        )
     print(f"floors: {result['floors']} -> {path}")
 
 
