@@ -24,9 +24,9 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -149,8 +149,14 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temp file next to ``path``, fsync, rename onto ``path``."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(file)`` on a temp file next to ``path``, fsync, rename onto ``path``.
+
+    The rename is atomic, so ``path`` always holds either the old or the new complete file. On
+    any failure the temp file is removed, the old file is untouched and the error propagates.
+    Also used by ``toy_gan.gan.save_generator``.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
     tmp = Path(tmp_name)
@@ -160,17 +166,24 @@ def _atomic_write(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException as err:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise CheckpointError(
-                f"could not save checkpoint {path}: {err}; the previous checkpoint (if any) is "
-                "unchanged. Free some disk space or choose another --out folder and try again"
-            ) from err
-        if isinstance(err, Exception):
-            raise CheckpointError(f"could not save checkpoint {path}: {err}") from err
         raise
     _fsync_dir(path.parent)
+    return path
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """:func:`atomic_write`, with failures reported as :class:`CheckpointError`."""
+    try:
+        atomic_write(path, write)
+    except OSError as err:
+        raise CheckpointError(
+            f"could not save checkpoint {path}: {err}; the previous checkpoint (if any) is "
+            "unchanged. Free some disk space or choose another --out folder and try again"
+        ) from err
+    except Exception as err:
+        raise CheckpointError(f"could not save checkpoint {path}: {err}") from err
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -166,3 +166,18 @@ def test_bad_checkpoints_are_refused_clearly(tmp_path, content, message):
         load_generator(path)
     with pytest.raises(CheckpointError, match="not found"):
         load_generator(tmp_path / "missing.pt")
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, trained):
+    path = save_generator(trained[0].generator, tmp_path / "g.pt")
+    before = path.read_bytes()
+
+    def disk_full(obj, f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_generator(trained[1].generator, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pt"]  # no temp file left

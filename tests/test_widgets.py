@@ -10,6 +10,7 @@ import torch
 
 from toy_gan import widgets
 from toy_gan.gan import Generator, train_gan
+from toy_gan.plots import training_figure
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -70,9 +71,9 @@ def test_training_figure_survives_a_generator_collapsed_to_one_value():
     with torch.no_grad():
         result.generator.net[-1].weight.zero_()  # G(u) = bias for every u: an exact point mass
     assert np.ptp(result.sample(100, seed=0)) == 0
-    fig = widgets._training_figure(result)
+    fig = training_figure(result)
     assert len(fig.axes) == 4
-    assert plt.get_fignums() == [fig.number]  # the half-drawn figure was closed
+    assert plt.get_fignums() == [fig.number]  # no half-drawn figure left behind
 
 
 def test_training_widget_builds_with_all_knobs_and_a_train_button():

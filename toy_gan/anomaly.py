@@ -180,6 +180,15 @@ class AnomalyDetector:
 # --- one full run (what the CLI prints) ----------------------------------------------------------
 
 
+def typical_batch(pvalues: np.ndarray) -> int:
+    """Index of the batch with the median p-value: the one a report shows.
+
+    A single batch's verdict is itself random (a healthy source is flagged in alpha of all
+    batches); the typical batch shows what the source usually does, the flag rate the rest.
+    """
+    return int(np.argsort(pvalues, kind="stable")[len(pvalues) // 2])
+
+
 @dataclass
 class SourceResult:
     """One row of the report."""
@@ -281,9 +290,7 @@ def run(
         u = source.draw(rng, (batches, sample_size))  # (batches, n)
         x = detector.transform(u)
         d, p = ks_batches(x, detector.cdf)
-        # The row shows the typical batch (median p-value): a single batch's verdict is itself
-        # random (a healthy source is flagged in alpha of all batches), the flag rate shows that.
-        typical = int(np.argsort(p, kind="stable")[len(p) // 2])
+        typical = typical_batch(p)
         report.results.append(
             SourceResult(
                 source=source.label,

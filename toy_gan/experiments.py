@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import special, stats
 
-from toy_gan.anomaly import AnomalyDetector, Source, make_source
+from toy_gan.anomaly import AnomalyDetector, Source, make_source, typical_batch
 from toy_gan.gan import Generator
 from toy_gan.ks import CDF, critical_value, ks_batches, ks_statistics
 from toy_gan.plots import plot_density
@@ -251,7 +251,7 @@ def explore_detector(
     u = src.draw(rng, (batches, n))  # (batches, n)
     x = detector.transform(u)
     d, p = ks_batches(x, detector.cdf)
-    typical = int(np.argsort(p, kind="stable")[len(p) // 2])  # the median-p batch
+    typical = typical_batch(p)
     flagged = float(np.mean(p < alpha))
 
     fig = Figure(figsize=(13, 3.6), layout="constrained")

@@ -80,9 +80,13 @@ class Generator(nn.Module):
             nn.Linear(1, hidden), ACTIVATIONS[activation](), nn.Linear(hidden, 1)
         )
 
+    def activations(self, u: torch.Tensor) -> torch.Tensor:  # (N, 1) -> (N, hidden)
+        """The hidden units' outputs for noise ``u`` (lesson 01 counts the dead ones)."""
+        # Centre the noise on 0 so the units start where they respond to it.
+        return self.net[1](self.net[0](2.0 * u - 1.0))
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (N, 1) -> (N, 1)
-        # Centre the noise on 0 so the tanh units start in their linear range.
-        return self.net(2.0 * u - 1.0)
+        return self.net[2](self.activations(u))
 
 
 class Discriminator(nn.Module):
@@ -133,6 +137,22 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "nonsaturating") -> to
 def value_function(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """V(G, D) = E[log D(x)] + E[log(1 - D(G(u)))] (eq. 1). Equals -log 4 at the equilibrium."""
     return -(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
+
+
+def discriminator_step(
+    D: Discriminator, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One update of D on a real and a generated batch: minimise -V(G, D) with G fixed.
+
+    Returns the loss and D's logits on the real and the fake batch (for logging).
+    """
+    # One forward pass over [real; fake] (same result as two, half the overhead).
+    real_logits, fake_logits = D(torch.cat([real, fake])).chunk(2)
+    loss = discriminator_loss(real_logits, fake_logits)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, real_logits, fake_logits
 
 
 def sample_data(n: int, seed: int) -> torch.Tensor:
@@ -226,12 +246,7 @@ def train_gan(
             u = torch.rand(config.batch_size, 1, generator=rng)
             with torch.no_grad():
                 fake = G(u)
-            # One forward pass over [real; fake] (same result as two, half the overhead).
-            real_logits, fake_logits = D(torch.cat([data[idx], fake])).chunk(2)
-            loss_d = discriminator_loss(real_logits, fake_logits)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            loss_d, real_logits, fake_logits = discriminator_step(D, opt_d, data[idx], fake)
 
         # 2) Fix D, update G: only G's parameters are stepped.
         u = torch.rand(config.batch_size, 1, generator=rng)
@@ -286,10 +301,9 @@ def save_generator(
     generator: Generator, path: str | os.PathLike, config: GANConfig | None = None
 ) -> Path:
     """Save G as a small dict of tensors and plain values (a few kB), written atomically."""
+    from srgan_edu.checkpoint import atomic_write
     from toy_gan import __version__
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "kind": CHECKPOINT_KIND,
         "version": __version__,
@@ -298,13 +312,7 @@ def save_generator(
         "state_dict": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()},
         "config": asdict(config) if config is not None else None,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_generator(path: str | os.PathLike) -> Generator:

@@ -16,7 +16,7 @@ Everything a lesson-01 widget or experiment runs lives here, so that tests reach
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,8 +27,7 @@ from toy_gan.gan import (
     Discriminator,
     GANConfig,
     Generator,
-    TrainResult,
-    discriminator_loss,
+    discriminator_step,
     generator_loss,
     sample_data,
     train_gan,
@@ -64,34 +63,7 @@ def explore_training(
             seed=int(seed),
         )
     )
-    return _training_figure(result)
-
-
-class _Spread(torch.nn.Module):
-    """G(u) + 1e-4 (u - 1/2): an invisible spread that keeps a collapsed G plottable."""
-
-    def __init__(self, generator: torch.nn.Module) -> None:
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (N, 1) -> (N, 1)
-        return self.generator(u) + 1e-4 * (u - 0.5)
-
-
-def _training_figure(result: TrainResult) -> plt.Figure:
-    """:func:`training_figure`, also when G has collapsed to one exact value.
-
-    The D* panel estimates p_g with a Gaussian KDE, which fails on identical samples (scipy
-    raises ``LinAlgError``). Then we draw it again for G(u) + 1e-4 (u - 1/2): a spread far
-    below what the plots resolve, for which D* is 1 everywhere except at the spike.
-    """
-    before = set(plt.get_fignums())
-    try:
-        return training_figure(result)
-    except np.linalg.LinAlgError:
-        for num in set(plt.get_fignums()) - before:  # the half-drawn figure
-            plt.close(num)
-        return training_figure(replace(result, generator=_Spread(result.generator)))
+    return training_figure(result)
 
 
 def _show_training(**kwargs) -> None:
@@ -207,9 +179,8 @@ def dead_units(generator: Generator, n: int = 1001) -> int:
     switch it back on. A generator whose units are all dead outputs one constant value.
     """
     u = torch.linspace(0.0, 1.0, n).unsqueeze(1)  # (n, 1)
-    first, activation = generator.net[0], generator.net[1]
     with torch.no_grad():
-        hidden = activation(first(2.0 * u - 1.0))  # the same centring as Generator.forward
+        hidden = generator.activations(u)  # (n, hidden)
     return int((hidden.abs().amax(dim=0) == 0).sum())
 
 
@@ -267,11 +238,7 @@ def saturation_experiment(
         idx = torch.randint(config.n_data, (batch,), generator=rng)
         with torch.no_grad():
             fake = G(torch.rand(batch, 1, generator=rng))
-        real_logits, fake_logits = D(torch.cat([data[idx], fake])).chunk(2)
-        loss_d = discriminator_loss(real_logits, fake_logits)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        discriminator_step(D, opt_d, data[idx], fake)
 
     def g_loss() -> tuple[torch.Tensor, torch.Tensor]:
         fake_logits = D(G(torch.rand(batch, 1, generator=rng)))
