@@ -376,3 +376,60 @@ class CheckpointManager:
         """The newest step checkpoint that loads, or None if there is none."""
         found = self._newest_loadable(map_location)
         return None if found is None else found[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Networks in checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def network_entry(model: torch.nn.Module) -> dict[str, Any]:
+    """``{"arch": model.arch(), "state_dict": ...}``: how a network is stored in a checkpoint.
+
+    The architecture travels with the weights, so a checkpoint rebuilds its own network
+    (:func:`load_network`) and a mismatching run is refused by name (:func:`check_arch`).
+    """
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    return {"arch": dict(model.arch()), "state_dict": model.state_dict()}
+
+
+def load_network(
+    source: str | os.PathLike | Mapping[str, Any],
+    key: str = "generator",
+    map_location: str | torch.device | None = "cpu",
+) -> torch.nn.Module:
+    """Rebuild the network stored under ``key`` of a checkpoint (a path or a loaded payload).
+
+    Works for every srgan_edu checkpoint that holds the network: training steps, ``best.pt``,
+    and the ``srresnet.pt`` / ``srgan.pt`` files a training run leaves in its output folder.
+    The network is returned in eval mode. Raises :class:`CheckpointError` naming what is wrong.
+    """
+    from srgan_edu.models import build_model
+
+    where = "the checkpoint"
+    if not isinstance(source, Mapping):
+        where = str(source)
+        source = load_checkpoint(source, map_location=map_location)
+    entry = source.get(key)
+    if not isinstance(entry, Mapping) or "arch" not in entry or "state_dict" not in entry:
+        held = [k for k, v in source.items() if isinstance(v, Mapping) and "arch" in v]
+        raise CheckpointError(
+            f"{where} holds no {key} (networks in it: {held or 'none'}); pass a checkpoint "
+            f"written by srgan_edu.train that contains the {key}"
+        )
+    try:
+        model = build_model(entry["arch"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{where}: cannot rebuild the {key}: {err}") from err
+    try:
+        model.load_state_dict(entry["state_dict"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1:2] or [str(err)]
+        raise CheckpointError(
+            f"{where}: the {key} weights do not fit its architecture {dict(entry['arch'])}: "
+            f"{first[0].strip()}"
+        ) from err
+    if map_location is not None:
+        model.to(map_location)
+    return model.eval()
