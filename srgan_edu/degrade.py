@@ -307,15 +307,18 @@ def degrade(
     method: str = "bicubic",
     sigma: float | None = None,
     quantize: bool = False,
+    check: bool = True,
 ) -> torch.Tensor:
     """HR batch in [0, 1] -> LR batch in [0, 1], (B, C, H, W) -> (B, C, ceil(H/r), ceil(W/r)).
 
     ``method="bicubic"``: MATLAB ``imresize(hr, 1/r)`` (the benchmarks' LR images).
     ``method="gaussian"``: Gaussian blur (``sigma``, default r/2) and every r-th pixel, as the
     paper's Sec. 4.1 describes. ``quantize=True`` rounds to 8-bit levels like an LR PNG on disk.
+    ``check=False`` skips the range check, which reads a value back from the device (a training
+    loop that knows its range saves that synchronisation).
     """
     hr4, single = _as_batch(hr, "hr")
-    lowest = float(hr4.min()) if hr4.numel() else 0.0
+    lowest = float(hr4.min()) if check and hr4.numel() else 0.0
     if lowest < -1e-3:
         raise ValueError(
             f"degrade expects HR images in [0, 1], found values down to {lowest:.3f}; if these "
