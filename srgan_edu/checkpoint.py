@@ -162,6 +162,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
+            _permissions_of_new_file(f)
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -171,6 +172,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _permissions_of_new_file(f: BinaryIO) -> None:
+    """Give a temp file the permissions ``open()`` would (0666 minus the umask) instead of
+    mkstemp's 0600, so results are readable like any other file the user saves."""
+    if not hasattr(os, "fchmod"):
+        return  # Windows: permissions work differently
+    mask = os.umask(0)
+    os.umask(mask)
+    os.fchmod(f.fileno(), 0o666 & ~mask)
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:

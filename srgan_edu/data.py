@@ -411,6 +411,15 @@ def _zip_layout(path: Path, search: Sequence[Path]) -> CelebALayout:
     )
 
 
+def looks_like_celeba(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is meant as CelebA: a zip file, ``img_align_celeba`` or a folder holding
+    either (anything else is treated as a plain image folder by training and evaluation)."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path.suffix.lower() == ".zip"
+    return path.name == IMG_DIR or (path / IMG_DIR).is_dir() or (path / f"{IMG_DIR}.zip").is_file()
+
+
 def find_celeba(root: str | os.PathLike) -> CelebALayout:
     """Detect the CelebA layout (official, Kaggle or zip) at ``root``; see :data:`CELEBA_LAYOUTS`.
 
@@ -1033,6 +1042,7 @@ __all__ = [
     "SyntheticImages",
     "centre_box",
     "find_celeba",
+    "looks_like_celeba",
     "make_loader",
     "parse_partition",
     "random_crop_flip",

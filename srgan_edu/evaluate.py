@@ -26,7 +26,6 @@ import io
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,14 +37,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from srgan_edu.checkpoint import CheckpointError, atomic_write, load_checkpoint, load_network
+from srgan_edu.cli import DeviceError, one_line, resolve_checkpoint, resolve_device
 from srgan_edu.data import (
-    CELEBA_LAYOUTS,
-    IMG_DIR,
     CelebA,
     DatasetError,
     ImageFolder,
     PairedImageFolder,
     _found,
+    looks_like_celeba,
     uint8_to_unit,
     worker_init,
 )
@@ -183,13 +182,6 @@ class EvalData:
         return self.kind == "paired"
 
 
-def _celeba_marker(path: Path) -> bool:
-    """Whether ``path`` is CelebA: a zip file, ``img_align_celeba`` or a folder holding it."""
-    if path.is_file():
-        return path.suffix.lower() == ".zip"
-    return path.name == IMG_DIR or (path / IMG_DIR).is_dir() or (path / f"{IMG_DIR}.zip").is_file()
-
-
 def open_eval_data(
     path: str | os.PathLike,
     scale: int = 4,
@@ -221,7 +213,7 @@ def open_eval_data(
             f"{root} is a file; pass the folder that holds the test images (for one image, use "
             "python -m srgan_edu.upscale instead)."
         )
-    if _celeba_marker(root):
+    if looks_like_celeba(root):
         ds = CelebA(
             root,
             split=split,
@@ -643,27 +635,6 @@ def save_crops(
 # ----------------------------------------------------------------------------------------------
 
 
-def _resolve_checkpoint(text: str | os.PathLike) -> Path:
-    """Where a ``--checkpoint`` argument points. Today: an existing file.
-
-    The one place where named pretrained models (``srgan_edu.pretrained``) will be looked up.
-    """
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path
-    if path.is_dir():
-        found = sorted(p.name for p in path.glob("*.pt"))
-        hint = f" It holds {', '.join(found[:6])}." if found else " It holds no .pt files."
-        raise CheckpointError(
-            f"checkpoint {path} is a folder; pass one .pt file in it (e.g. {path}/srresnet.pt)."
-            + hint
-        )
-    raise CheckpointError(
-        f"checkpoint not found: {path}. Pass the path of a .pt file written by "
-        "python -m srgan_edu.train (e.g. runs/laptop/srresnet.pt), or use --bicubic"
-    )
-
-
 _NICE_NAMES = {"srresnet": "SRResNet", "srgan": "SRGAN"}
 
 
@@ -760,7 +731,7 @@ def evaluate(
     dev = pick_device(None if device is None else str(device))
     model, label, ckpt_path = None, "bicubic", None
     if checkpoint is not None:
-        ckpt_path = _resolve_checkpoint(checkpoint)
+        ckpt_path = resolve_checkpoint(checkpoint)
         payload = load_checkpoint(ckpt_path, map_location="cpu")
         model = load_network(payload, key="generator", map_location=dev)
         label = _method_label(payload, ckpt_path)
@@ -881,46 +852,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_device(text: str | None) -> str | None:
-    """Refuse a device this machine does not have, with what to use instead."""
-    if text is None or text.lower() == "auto":
-        return None
-    try:
-        dev = torch.device(text)
-    except RuntimeError as err:
-        raise EvalError(
-            f"--device {text!r} is not a device name ({err}); use cpu, cuda or mps"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EvalError(f"--device {text}: CUDA is not available here; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise EvalError(f"--device {text}: this machine has {torch.cuda.device_count()} GPU(s)")
-    mps = getattr(torch.backends, "mps", None)
-    if dev.type == "mps" and not (mps is not None and mps.is_available()):
-        raise EvalError(f"--device {text}: Apple MPS is not available here; use --device cpu")
-    return text
-
-
-def _one_line(err: BaseException) -> str:
-    """The first paragraph of an error message on one line, the library arguments it suggests
-    said as command-line flags."""
-    text = str(err).split("\n\n", 1)[0]
-    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
-    if "split='holdout'" in text:  # data.CelebA's hint for a partial copy
-        flags = (
-            ": --split holdout --holdout N evaluates the last N train images by name (the "
-            "images training validates on when a copy has no val split)."
-        )
-        text, found = re.subn(r",? e\.g\. CelebA\(.*?for training\.", flags, text)
-        if not found:
-            text += " On the command line" + flags
-    text = text.replace("pass partition=PATH", "pass --partition FILE")
-    text = text.replace("use split='all'", "use --split all")
-    if CELEBA_LAYOUTS.splitlines()[0] in str(err):
-        text += " (--help shows the accepted layouts)"
-    return text
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m srgan_edu.evaluate``; returns the exit status."""
     parser = build_parser()
@@ -935,9 +866,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--split holdout and --holdout N (N >= 1) go together")
     split = args.split or "test"
     try:
-        device = _check_device(args.device)
+        device = resolve_device(args.device)
         given = [f for f, v in (("--split", args.split), ("--partition", args.partition)) if v]
-        if given and not _celeba_marker(Path(args.data).expanduser()):
+        if given and not looks_like_celeba(args.data):
             print(
                 f"note: {' and '.join(given)} {'is' if len(given) == 1 else 'are'} for CelebA "
                 f"only; evaluating every image in {args.data}",
@@ -959,8 +890,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_crops=args.n_crops,
             progress=not args.quiet and sys.stderr.isatty(),
         )
-    except (DatasetError, CheckpointError, EvalError, ImageReadError) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+    except (DatasetError, CheckpointError, EvalError, DeviceError, ImageReadError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     except OSError as err:  # e.g. the CSV or crops folder cannot be written
         print(f"error: {err}", file=sys.stderr)

@@ -61,6 +61,7 @@ from srgan_edu.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from srgan_edu.cli import DeviceError, one_line, resolve_device
 from srgan_edu.config import (
     ConfigError,
     TrainConfig,
@@ -71,22 +72,29 @@ from srgan_edu.config import (
     get_preset,
     to_dict,
 )
-from srgan_edu.course import pick_device
 from srgan_edu.data import (
+    CELEBA_LAYOUTS,
     IMG_DIR,
     CelebA,
     DatasetError,
     ImageFolder,
     SyntheticImages,
+    looks_like_celeba,
     random_crop_flip,
     sample_seed,
     uint8_to_unit,
     worker_init,
 )
 from srgan_edu.degrade import bicubic_up, degrade
+from srgan_edu.evaluate import (
+    EvalResult,
+    bicubic_upscaler,
+    eval_pairs,
+    evaluate_upscalers,
+    generator_upscaler,
+)
 from srgan_edu.imaging import save_image, unit_to_signed
 from srgan_edu.losses import PerceptualLoss, discriminator_loss, pixel_mse
-from srgan_edu.metrics import SRMetrics, sr_metrics
 from srgan_edu.models import Discriminator, SRResNet, build_discriminator, build_generator
 from srgan_edu.viz import comparison_grid
 
@@ -237,16 +245,6 @@ class TrainData:
     description: str
 
 
-def looks_like_celeba(path: Path) -> bool:
-    """A CelebA root, its ``img_align_celeba`` folder or the zip (else: a plain image folder)."""
-    return (
-        path.suffix.lower() == ".zip"
-        or path.name == IMG_DIR
-        or (path / IMG_DIR).exists()
-        or (path / f"{IMG_DIR}.zip").is_file()
-    )
-
-
 def open_training_data(config: TrainConfig) -> TrainData:
     """The training and validation images ``config`` asks for.
 
@@ -379,9 +377,9 @@ def setup_machine(config: TrainConfig) -> Machine:
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Machine(pick_device(config.device))
+        return Machine(resolve_device(config.device))
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     if device.type == "cuda":
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
@@ -453,41 +451,48 @@ class RunFolder:
 # ----------------------------------------------------------------------------- validation
 
 
-@torch.no_grad()
 def validate(
     generator: nn.Module,
-    loader: DataLoader,
+    data: Dataset,
     config: TrainConfig,
     device: torch.device,
-    bicubic: SRMetrics | None = None,
-) -> tuple[dict[str, float], SRMetrics]:
-    """Y-channel PSNR/SSIM of the generator and of bicubic on the validation images.
+    batch_size: int,
+    bicubic: EvalResult | None = None,
+) -> tuple[dict[str, float], EvalResult]:
+    """Y-channel PSNR/SSIM of the generator and of bicubic on the validation images, measured
+    by :mod:`srgan_edu.evaluate` exactly as ``python -m srgan_edu.evaluate`` measures them.
 
-    Returns the log record and the bicubic metrics (pass them back in to skip recomputing them).
+    Returns the log record and the bicubic result (pass it back in: it never changes).
     """
-    was_training = generator.training
-    generator.eval()
-    ours, base = [], []
-    for hr in loader:
-        hr = uint8_to_unit(hr.to(device))  # (B, 3, H, W) in [0, 1]
-        lr = degrade(hr, config.scale, config.degradation, quantize=True)
-        sr = (generator(lr).float() + 1.0) * 0.5  # generator range [-1, 1] -> [0, 1]
-        ours.append(sr_metrics(sr, hr, config.scale))
-        if bicubic is None:
-            base.append(sr_metrics(bicubic_up(lr, config.scale), hr, config.scale))
-    generator.train(was_training)
-    m = SRMetrics.cat(ours)
-    b = bicubic if bicubic is not None else SRMetrics.cat(base)
-    psnr, ssim = m.mean()
-    b_psnr, b_ssim = b.mean()
+    pairs = eval_pairs(data, config.scale, batch_size=batch_size, device=device,
+                       degradation=config.degradation)  # fmt: skip
+    methods = {"sr": generator_upscaler(generator)}
+    if bicubic is None:
+        methods["bicubic"] = bicubic_upscaler(config.scale)
+    results = evaluate_upscalers(methods, pairs, config.scale)
+    bicubic = results.get("bicubic", bicubic)
+    (psnr, ssim), (b_psnr, b_ssim) = results["sr"].mean(), bicubic.mean()
     record = {
         "val/psnr_y": psnr,
         "val/ssim_y": ssim,
         "val/bicubic_psnr_y": b_psnr,
         "val/bicubic_ssim_y": b_ssim,
-        "val/n": int(m.psnr.numel()),
+        "val/n": results["sr"].n,
     }
-    return record, b
+    return record, bicubic
+
+
+def sample_images(val: Dataset, scale: int, n: int = SAMPLE_IMAGES) -> torch.Tensor:
+    """The first ``n`` validation images, centre-cropped to one square size (at most 256 px, a
+    multiple of ``scale``) so that they share a sample grid: (n, 3, S, S) in [0, 1]."""
+    images = [uint8_to_unit(val[i]) for i in range(min(n, len(val)))]  # type: ignore[arg-type]
+    side = min(256, *(min(im.shape[-2:]) for im in images)) // scale * scale
+    return torch.stack([_centre(im, side) for im in images])
+
+
+def _centre(image: torch.Tensor, side: int) -> torch.Tensor:
+    top, left = (image.shape[-2] - side) // 2, (image.shape[-1] - side) // 2
+    return image[:, top : top + side, left : left + side]
 
 
 @torch.no_grad()
@@ -719,12 +724,8 @@ def _train(
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers else None,
     )
-    val_loader = None
-    sample_hr = None
-    if data.val is not None and main:
-        val_loader = DataLoader(data.val, batch_size=data.val_batch, num_workers=0)
-        if data.val_batch > 1:
-            sample_hr = torch.stack([data.val[i] for i in range(min(SAMPLE_IMAGES, len(data.val)))])
+    val_data = data.val if main else None
+    sample_hr = sample_images(val_data, config.scale) if val_data is not None else None
 
     # --- the models as the loop runs them (DDP, compile) --------------------------------------
     def wrap(model: nn.Module) -> nn.Module:
@@ -738,7 +739,7 @@ def _train(
 
     # --- the loop -------------------------------------------------------------------------------
     history: list[dict[str, Any]] = []
-    bicubic_val: SRMetrics | None = None
+    bicubic_val: EvalResult | None = None
     last_val: dict[str, float] | None = None
     last_saved: Path | None = None
     bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite step
@@ -862,11 +863,13 @@ def _train(
                 emit(record)
                 bar.set_postfix(window.postfix(), refresh=False)
                 window = _Window()
-            validate_now = val_loader is not None and (
+            validate_now = val_data is not None and (
                 (config.val_every and step % config.val_every == 0) or phase_done
             )
             if validate_now:
-                last_val, bicubic_val = validate(G, val_loader, config, device, bicubic_val)
+                last_val, bicubic_val = validate(
+                    G, val_data, config, device, data.val_batch, bicubic_val
+                )
                 emit({"step": step, "phase": phase, **last_val})
                 bar.write(
                     f"step {step}: val PSNR-Y {last_val['val/psnr_y']:.2f} dB (bicubic "
@@ -1024,7 +1027,8 @@ def _progress(enabled: bool, start: int, end: int) -> Any:
 
 # ----------------------------------------------------------------------------- command line
 
-EXAMPLES = """\
+EXAMPLES = (
+    """\
 examples:
   python -m srgan_edu.train --preset smoke --out runs/smoke            # seconds, synthetic images
   python -m srgan_edu.train --data ~/data/celeba --preset laptop --out runs/laptop
@@ -1039,7 +1043,12 @@ updates; for a GPU). Every setting below overrides the preset's value.
 
 Ctrl-C (or SIGTERM) saves a checkpoint and exits; --resume continues exactly where it stopped.
 Results: OUT/srresnet.pt and OUT/srgan.pt (for srgan_edu.evaluate and srgan_edu.upscale),
-OUT/log.jsonl, OUT/samples/*.png, OUT/checkpoints/."""
+OUT/log.jsonl, OUT/samples/*.png, OUT/checkpoints/.
+
+--data takes CelebA or any folder of images (the last --val-holdout images by name are held out
+for validation). """
+    + CELEBA_LAYOUTS
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1092,7 +1101,10 @@ def main(argv: list[str] | None = None) -> int:
             init=args.init,
             progress=not args.no_progress,
         )
-    except (ConfigError, DatasetError, CheckpointError, TrainingError, OSError) as err:
+    except (ConfigError, DatasetError, CheckpointError, TrainingError, DeviceError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # e.g. --out cannot be created or the disk is full
         print(f"error: {err}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

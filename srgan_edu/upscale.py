@@ -40,6 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srgan_edu.checkpoint import CheckpointError, atomic_write, load_network
+from srgan_edu.cli import DeviceError, one_line, resolve_checkpoint, resolve_device
 from srgan_edu.degrade import bicubic_up
 from srgan_edu.imaging import (
     IMAGE_SUFFIXES,
@@ -316,21 +317,7 @@ def save_image_parts(image: ImageParts, path: str | os.PathLike) -> Path:
     if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         options["icc_profile"] = image.icc_profile  # keep the colour space the photo was in
 
-    def write(f) -> None:
-        _chmod_like_new_file(f)
-        pil.save(f, format=fmt, **options)
-
-    return atomic_write(path, write)
-
-
-def _chmod_like_new_file(f) -> None:
-    """Give the temp file the permissions ``open()`` would (0666 minus the umask), not the
-    0600 of a temp file, so outputs are readable like any other image the user saves."""
-    if not hasattr(os, "fchmod"):
-        return  # Windows: permissions work differently
-    mask = os.umask(0)
-    os.umask(mask)
-    os.fchmod(f.fileno(), 0o666 & ~mask)
+    return atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
 
 
 def upscale_file(
@@ -370,25 +357,6 @@ def upscale_file(
 # ----------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------
-
-
-def _resolve_checkpoint(text: str) -> Path:
-    """The checkpoint file named on the command line. The one place where named pretrained
-    models will be looked up; today only existing files are accepted."""
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path
-    if path.is_dir():
-        found = [p.name for p in sorted(path.glob("*.pt"))]
-        hint = f" (it holds {', '.join(found[:5])})" if found else " (it holds no .pt files)"
-        raise CheckpointError(
-            f"--checkpoint {text} is a folder{hint}; pass one .pt file, e.g. "
-            f"{path / (found[0] if found else 'srgan.pt')}"
-        )
-    raise CheckpointError(
-        f"checkpoint file {text} not found: expected the path of a .pt file written by "
-        "python -m srgan_edu.train (e.g. runs/laptop/srgan.pt); check the path"
-    )
 
 
 def collect_inputs(items: Sequence[str | os.PathLike]) -> tuple[list[Path], list[str]]:
@@ -443,24 +411,6 @@ def plan_outputs(
         taken[dst] = src
         pairs.append((src, dst))
     return pairs, errors
-
-
-def _device(text: str | None) -> torch.device:
-    from srgan_edu.course import pick_device
-
-    try:
-        device = pick_device(text)
-    except RuntimeError as err:
-        raise UpscaleError(
-            f"--device {text!r} is not a device name; use e.g. cpu, cuda, cuda:1 or mps"
-        ) from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UpscaleError(
-            f"--device {text} asked for, but CUDA is not available; use --device cpu"
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UpscaleError(f"--device {text} asked for, but MPS is not available; use --device cpu")
-    return device
 
 
 def _out_of_memory(err: BaseException) -> bool:
@@ -556,13 +506,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         parser.error(f"--tile-overlap must be >= 0, got {args.tile_overlap}")
     tile = args.tile or None
     try:
-        device = _device(args.device)
-        generator = load_network(_resolve_checkpoint(args.checkpoint), map_location=device)
+        device = resolve_device(args.device)
+        generator = load_network(resolve_checkpoint(args.checkpoint), map_location=device)
         scale = _scale_of(generator)
         sources, errors = collect_inputs(args.inputs)
         pairs, clashes = plan_outputs(sources, args.out, scale)
-    except (CheckpointError, UpscaleError) as err:
-        _fail(str(err))
+    except (CheckpointError, UpscaleError, DeviceError) as err:
+        _fail(one_line(err))
         return 1
     for line in errors + clashes:
         _fail(line)
