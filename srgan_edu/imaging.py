@@ -12,12 +12,16 @@ evaluator and the upscaler all see the same pixels. Introduced in lesson 03.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -60,21 +64,27 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
     return np.asarray(rgb, dtype=np.float32) / 255.0
 
 
-def load_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read an image file as a (3, H, W) float32 tensor in [0, 1].
-
-    Raises :class:`FileNotFoundError` for a missing file and :class:`ImageReadError` (naming the
-    file) for one Pillow cannot decode, e.g. a truncated download or a zero-byte file.
-    """
+def _read_file(path: str | os.PathLike, convert: Callable[[Image.Image], T]) -> T:
+    """Open an image file with Pillow and ``convert`` it; every decoding failure becomes an
+    :class:`ImageReadError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     try:
         with Image.open(path) as img:
             img.load()
-            arr = to_rgb(img)
+            return convert(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"cannot read image {path}: {err}") from err
+
+
+def load_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image file as a (3, H, W) float32 tensor in [0, 1].
+
+    Raises :class:`FileNotFoundError` for a missing file and :class:`ImageReadError` (naming the
+    file) for one Pillow cannot decode, e.g. a truncated download or a zero-byte file.
+    """
+    arr = _read_file(path, to_rgb)  # (H, W, 3)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
@@ -184,15 +194,7 @@ def load_image_parts(path: str | os.PathLike) -> ImageParts:
     Same errors as :func:`load_image`. ``load_image`` composites alpha over white and always
     returns RGB; use this function where the output should keep the input's kind (the upscaler).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return _parts_from_pil(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageReadError(f"cannot read image {path}: {err}") from err
+    return _read_file(path, _parts_from_pil)
 
 
 def parts_to_pil(

@@ -863,6 +863,7 @@ def _train(
                 emit(record)
                 bar.set_postfix(window.postfix(), refresh=False)
                 window = _Window()
+            t_side = time.perf_counter()  # validation, samples, saving: not in patches/s
             validate_now = val_data is not None and (
                 (config.val_every and step % config.val_every == 0) or phase_done
             )
@@ -892,6 +893,7 @@ def _train(
             ):
                 metric = last_val["val/psnr_y"] if validate_now and phase == "srresnet" else None
                 save(pstep, metric)
+            window.start += time.perf_counter() - t_side
             if phase_done and main:
                 _save_generator(run.out / f"{phase}.pt", G, config, step, last_val)
                 bar.write(

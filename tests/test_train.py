@@ -328,3 +328,13 @@ def test_torchrun_two_processes_gloo(tmp_path):
         for v in payload["generator"]["state_dict"].values()
         if v.is_floating_point()
     )
+
+
+def test_bf16_autocast_and_channels_last_path_runs_on_cpu(tmp_path):
+    """The CUDA defaults (bf16 autocast, channels_last), forced on a CPU: same code, finite."""
+    config = smoke(amp="bf16", channels_last="on", srgan_steps=2, log_every=1)
+    r = train(config, tmp_path / "bf16", progress=False)
+    assert r.status == "finished"
+    losses = [v for rec in r.history for k, v in rec.items() if k.startswith("loss/")]
+    assert losses and all(v == v and abs(v) < float("inf") for v in losses)
+    assert r.generator.head[0].weight.is_contiguous(memory_format=torch.channels_last)
