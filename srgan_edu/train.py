@@ -96,6 +96,7 @@ from srgan_edu.evaluate import (
 from srgan_edu.imaging import save_image, unit_to_signed
 from srgan_edu.losses import PerceptualLoss, discriminator_loss, pixel_mse
 from srgan_edu.models import Discriminator, SRResNet, build_discriminator, build_generator
+from srgan_edu.vgg import VGGWeightsError
 from srgan_edu.viz import comparison_grid
 
 __all__ = [
@@ -666,14 +667,8 @@ def _train(
             torch.optim.lr_scheduler.MultiStepLR(o, [config.lr_decay_step], config.lr_decay_factor)
             for o in (opt_g, opt_d)
         )
-        weights = None if config.vgg_weights == "random" else config.vgg_weights
-        perceptual = PerceptualLoss(
-            config.content,
-            config.adv_weight,
-            weights=weights,
-            rescale=config.vgg_rescale,
-            seed=config.seed,
-        ).to(device, memory_format=fmt)
+        if perceptual is None:
+            perceptual = _perceptual_loss(config, device, fmt)
 
     # --- where to start: fresh, resumed, or phase 2 from a phase-1 generator ------------------
     start = 0
@@ -704,6 +699,10 @@ def _train(
         run.truncate_log(start)
         run.write_config(config)
     machine.barrier()
+
+    if start < end and phase_at(config, end - 1)[0] == "srgan" and perceptual is None:
+        # the VGG weights are read now, not after hours of phase 1: a missing file fails fast
+        perceptual = _perceptual_loss(config, device, fmt)
 
     # --- data -----------------------------------------------------------------------------------
     data = open_training_data(config)
@@ -914,6 +913,20 @@ def _train(
     return TrainResult(run.out, status, step, end, G, last_saved, last_val, history, stop_signal)
 
 
+def _perceptual_loss(
+    config: TrainConfig, device: torch.device, fmt: torch.memory_format
+) -> PerceptualLoss:
+    """Eq. 3 as ``config`` asks: content (VGG54 / VGG22 / MSE) + ``adv_weight`` adversarial."""
+    weights = None if config.vgg_weights == "random" else config.vgg_weights
+    return PerceptualLoss(
+        config.content,
+        config.adv_weight,
+        weights=weights,
+        rescale=config.vgg_rescale,
+        seed=config.seed,
+    ).to(device, memory_format=fmt)
+
+
 def _payload(
     config: TrainConfig,
     phase: str | None,
@@ -1103,7 +1116,14 @@ def main(argv: list[str] | None = None) -> int:
             init=args.init,
             progress=not args.no_progress,
         )
-    except (ConfigError, DatasetError, CheckpointError, TrainingError, DeviceError) as err:
+    except (
+        ConfigError,
+        DatasetError,
+        CheckpointError,
+        TrainingError,
+        DeviceError,
+        VGGWeightsError,
+    ) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. --out cannot be created or the disk is full

@@ -338,3 +338,14 @@ def test_bf16_autocast_and_channels_last_path_runs_on_cpu(tmp_path):
     losses = [v for rec in r.history for k, v in rec.items() if k.startswith("loss/")]
     assert losses and all(v == v and abs(v) < float("inf") for v in losses)
     assert r.generator.head[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_missing_vgg_weights_fail_before_phase_one(tmp_path, capsys, monkeypatch):
+    """VGG weights are read at the start, not after phase 1: a missing file costs seconds."""
+    monkeypatch.setenv("SRGAN_EDU_VGG19_WEIGHTS", str(tmp_path / "missing.pth"))
+    out = tmp_path / "run"
+    argv = ["--preset", "smoke", "--out", str(out), "--no-progress", "--vgg-weights", "imagenet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: VGG19 weight file not found") and len(err.splitlines()) == 1
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
