@@ -190,21 +190,23 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         g = torch.Generator().manual_seed(sample_seed(self.seed, epoch, -1))
         return torch.cat([torch.randperm(self.n, generator=g) for _ in range(self.repeats)])
 
-    def batch(self, step: int) -> list[tuple[int, int]]:
-        """The ``(epoch, index)`` items of this process at global step ``step``."""
+    def _take(self, step: int, order: torch.Tensor) -> list[tuple[int, int]]:
+        """This process's slice of step ``step``, cut from its epoch's ``order``."""
         epoch, k = divmod(step, self.steps_per_epoch)
         lo = k * self.per_step + self.rank * self.batch_size
-        order = self.epoch_order(epoch)[lo : lo + self.batch_size]
-        return [(epoch, int(i)) for i in order]
+        return [(epoch, int(i)) for i in order[lo : lo + self.batch_size]]
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        """The ``(epoch, index)`` items of this process at global step ``step``."""
+        return self._take(step, self.epoch_order(step // self.steps_per_epoch))
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         step, cached = self.start, (None, None)
         while True:
-            epoch, k = divmod(step, self.steps_per_epoch)
-            if cached[0] != epoch:
+            epoch = step // self.steps_per_epoch
+            if cached[0] != epoch:  # one permutation per epoch, not per step
                 cached = (epoch, self.epoch_order(epoch))
-            lo = k * self.per_step + self.rank * self.batch_size
-            yield [(epoch, int(i)) for i in cached[1][lo : lo + self.batch_size]]
+            yield self._take(step, cached[1])
             step += 1
 
 
