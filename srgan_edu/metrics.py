@@ -121,10 +121,11 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
     return g / g.sum()
 
 
-def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Filter each channel with ``g`` along H and W, no padding ('valid').
+def filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Filter each channel with the 1-D ``g`` along H, then W, no padding ('valid').
 
-    (B, C, H, W) -> (B, C, H-k+1, W-k+1).
+    (B, C, H, W) -> (B, C, H-k+1, W-k+1). Two 1-D passes equal one pass of the 2-D window g g^T
+    (the window is separable) at a fraction of the cost; SSIM's local means are these.
     """
     c = x.shape[1]
     x = F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
@@ -154,10 +155,10 @@ def ssim_map(
             f"{x.shape[-2]}x{x.shape[-1]}; use larger images or a smaller border crop"
         )
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    mu_x, mu_y = _filter_valid(x, g), _filter_valid(y, g)
-    var_x = _filter_valid(x * x, g) - mu_x * mu_x
-    var_y = _filter_valid(y * y, g) - mu_y * mu_y
-    cov_xy = _filter_valid(x * y, g) - mu_x * mu_y
+    mu_x, mu_y = filter_valid(x, g), filter_valid(y, g)
+    var_x = filter_valid(x * x, g) - mu_x * mu_x
+    var_y = filter_valid(y * y, g) - mu_y * mu_y
+    cov_xy = filter_valid(x * y, g) - mu_x * mu_y
     num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
     s = num / den  # (B, C, H', W')
