@@ -94,8 +94,9 @@ from srgan_edu.evaluate import (
     generator_upscaler,
 )
 from srgan_edu.imaging import save_image, unit_to_signed
-from srgan_edu.losses import PerceptualLoss, discriminator_loss, pixel_mse
+from srgan_edu.losses import PerceptualLoss
 from srgan_edu.models import Discriminator, SRResNet, build_discriminator, build_generator
+from srgan_edu.steps import srgan_step, srresnet_step
 from srgan_edu.vgg import VGGWeightsError
 from srgan_edu.viz import comparison_grid
 
@@ -808,42 +809,15 @@ def _train(
                 rank=machine.rank,
                 channels_last=cl,
             )
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                sr = g_run(lr)  # (B, 3, hr_crop, hr_crop) in [-1, 1]
             if phase == "srresnet":
-                loss = pixel_mse(sr.float(), hr)  # eq. 4
-                opt_g.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_g.step()
-                window.add(mse=loss)
-                watched = loss
+                losses = srresnet_step(g_run, opt_g, lr, hr, amp)
+                watched = losses["mse"]
             else:
-                # discriminator update (eq. 2): real HR vs the generator's (detached) output
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    real_logits, fake_logits = d_run(hr), d_run(sr.detach())  # (B, 1) each
-                loss_d = discriminator_loss(real_logits.float(), fake_logits.float())
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                # generator update (eq. 3): content + 1e-3 adversarial, through a frozen D
-                D.requires_grad_(False)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    parts = perceptual(sr, hr, D(sr))
-                opt_g.zero_grad(set_to_none=True)
-                parts.total.float().backward()
-                opt_g.step()
-                D.requires_grad_(True)
+                losses = srgan_step(g_run, d_run, D, perceptual, opt_g, opt_d, lr, hr, amp)
                 sched_g.step()
                 sched_d.step()
-                window.add(
-                    g_total=parts.total,
-                    content=parts.content,
-                    adversarial=parts.adversarial,
-                    d_loss=loss_d,
-                    d_real=torch.sigmoid(real_logits.float()).mean(),
-                    d_fake=torch.sigmoid(fake_logits.float()).mean(),
-                )
-                watched = parts.total + loss_d
+                watched = losses["g_total"] + losses["d_loss"]
+            window.add(**losses)
             finite = torch.isfinite(watched.detach())
             bad_step = torch.where((bad_step < 0) & ~finite, step, bad_step)
             step += 1
