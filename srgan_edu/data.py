@@ -15,7 +15,7 @@ Sources
       photos that ship with matplotlib, for the lessons offline.
 
 Modes of the file datasets (``mode=``)
-    * ``"train"`` - a random ``crop`` (paper: 96x96 HR patches, Ledig et al. 2017, Sec. 4.1) and a
+    * ``"train"`` - a random ``crop`` (paper: 96x96 HR patches, Ledig et al. 2017, Sec. 3.2) and a
       random horizontal flip. The randomness of sample ``i`` comes from a ``torch.Generator`` seeded
       with ``(seed, epoch, i)``, so a run is reproducible whatever the number of DataLoader
       workers; call :meth:`set_epoch` before each epoch for fresh crops.
@@ -56,7 +56,7 @@ from srgan_edu.imaging import (
 )
 
 PAPER_CROP = 96
-"""Side of the random HR training crops in the paper (Ledig et al. 2017, Sec. 4.1)."""
+"""Side of the random HR training crops in the paper (Ledig et al. 2017, Sec. 3.2)."""
 
 CELEBA_SIZE = (218, 178)
 """(H, W) of CelebA's aligned-and-cropped faces (``img_align_celeba``)."""

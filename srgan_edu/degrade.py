@@ -1,7 +1,7 @@
 """HR -> LR: how the low-resolution training inputs are made from high-resolution images.
 
-Ledig et al. (2017), Sec. 4.1: LR images are obtained "by blurring with a Gaussian filter followed
-by downsampling by r". The SR benchmarks (Set5, Set14, BSD100) instead use MATLAB's
+Ledig et al. (2017), Sec. 2: the LR training input is the HR image, Gaussian-filtered, then
+downsampled by the factor r. The SR benchmarks (Set5, Set14, BSD100) instead use MATLAB's
 ``imresize(img, 1/r, 'bicubic')``, which is also what most SRGAN code trains on. Both live here:
 
 * :func:`blur_downsample` - Gaussian blur (:func:`gaussian_blur`), then every r-th pixel.
@@ -79,7 +79,7 @@ def _pad_index(n: int, pad: int, mode: str, device: torch.device | None = None) 
 
 
 # ----------------------------------------------------------------------------------------------
-# Gaussian blur + downsampling (the paper's description, Sec. 4.1)
+# Gaussian blur + downsampling (the paper's description, Sec. 2)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -148,7 +148,7 @@ def blur_downsample(
     offset: int = 0,
     mode: str = "symmetric",
 ) -> torch.Tensor:
-    """Gaussian blur, then keep every ``scale``-th pixel: the paper's degradation (Sec. 4.1).
+    """Gaussian blur, then keep every ``scale``-th pixel: the paper's degradation (Sec. 2).
 
     ``offset`` picks which pixel of each r x r block is kept (0 = top-left, as most code does).
     Output size is ceil(H / r) x ceil(W / r), like :func:`bicubic_down`; note that with offset 0
@@ -313,7 +313,7 @@ def degrade(
 
     ``method="bicubic"``: MATLAB ``imresize(hr, 1/r)`` (the benchmarks' LR images).
     ``method="gaussian"``: Gaussian blur (``sigma``, default r/2) and every r-th pixel, as the
-    paper's Sec. 4.1 describes. ``quantize=True`` rounds to 8-bit levels like an LR PNG on disk.
+    paper's Sec. 2 describes. ``quantize=True`` rounds to 8-bit levels like an LR PNG on disk.
     ``check=False`` skips the range check, which reads a value back from the device (a training
     loop that knows its range saves that synchronisation).
     """

@@ -1,6 +1,6 @@
 """Evaluation: PSNR / SSIM of a generator (or of bicubic) on CelebA or any image folder.
 
-This is how the paper's Table 2 is measured (Ledig et al. 2017, Sec. 4.1): HR test images, their
+This is how the paper's Table 2 is measured (Ledig et al. 2017, Sec. 3.1): HR test images, their
 4x-downscaled LR versions, an upscaler, and PSNR / SSIM on the Y channel with a ``scale``-pixel
 border removed (:func:`srgan_edu.metrics.sr_metrics`). The pieces, in the order data flows:
 
@@ -394,7 +394,7 @@ def eval_pairs(
     quantize=True)``, MATLAB's ``imresize(hr, 1/scale)`` as an 8-bit PNG would hold it. Images of
     different sizes go into different batches (consecutive images of one size share one, up to
     ``batch_size``). ``limit`` keeps the first N images; ``num_workers`` decodes in
-    DataLoader worker processes; ``degradation="gaussian"`` makes LR as the paper's Sec. 4.1
+    DataLoader worker processes; ``degradation="gaussian"`` makes LR as the paper's Sec. 2
     describes (for a model trained that way). Raises :class:`DatasetError` for an unreadable or
     too small image.
     """
@@ -493,7 +493,7 @@ def evaluate_upscalers(
 
     ``pairs`` yields ``(names, lr, hr)`` as :func:`eval_pairs` makes them. Each method's output
     is compared with HR by :func:`sr_metrics` (Y channel, ``scale`` border pixels removed, 8-bit
-    levels: Sec. 4.1 of the paper). ``keep_examples`` keeps the first N images of each method
+    levels: Sec. 3.1 of the paper). ``keep_examples`` keeps the first N images of each method
     as :class:`Example` for pictures. Returns ``{method: EvalResult}`` in the order given.
     """
     if not upscalers:

@@ -1,6 +1,6 @@
 """Images on disk <-> tensors, in one place, and the value-range convention of the whole library.
 
-Convention (Ledig et al. 2017, Sec. 3.2 / 4.1): low-resolution (LR) inputs are in [0, 1]; high-
+Convention (Ledig et al. 2017, Sec. 3.2): low-resolution (LR) inputs are in [0, 1]; high-
 resolution (HR) targets and generator outputs are in [-1, 1]. Convert at the edges with
 :func:`unit_to_signed` and :func:`signed_to_unit`; nothing else rescales.
 

@@ -1,12 +1,12 @@
 """Image-quality metrics of the paper's tables: MSE, PSNR, SSIM, on RGB or on the Y channel.
 
-Ledig et al. (2017), Sec. 4.1 / Table 2 report PSNR [dB] and SSIM "on the y-channel of
-center-cropped" images, "removal of a 4-pixel wide strip from each border" at 4x upscaling: the
-SR community's convention, which :func:`sr_metrics` implements (border = scale, Y of ITU-R BT.601
-as MATLAB's ``rgb2ycbcr``). SSIM is Wang et al. (2004): Gaussian window 11 x 11, sigma 1.5,
-K1 = 0.01, K2 = 0.03, computed only where the window fits ('valid'), as their MATLAB
-``ssim_index`` and scikit-image's ``structural_similarity(gaussian_weights=True,
-use_sample_covariance=False)`` do. :func:`paper_table` prints results laid out like Table 2.
+Ledig et al. (2017), Sec. 3.1 / Table 2 report PSNR [dB] and SSIM on the luma (Y) channel after
+cutting a 4-pixel strip off every border of the 4x-upscaled image: the SR community's convention,
+which :func:`sr_metrics` implements (border = scale, Y of ITU-R BT.601 as MATLAB's
+``rgb2ycbcr``). SSIM is Wang et al. (2004): Gaussian window 11 x 11, sigma 1.5, K1 = 0.01,
+K2 = 0.03, computed only where the window fits ('valid'), as their MATLAB ``ssim_index`` and
+scikit-image's ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)`` do.
+:func:`paper_table` prints results laid out like Table 2.
 
 Inputs are tensors in [0, 1], shape (B, C, H, W) (one value per image, a (B,) tensor) or
 (C, H, W) (a 0-d tensor). Introduced in lesson 05.
