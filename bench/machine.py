@@ -61,10 +61,13 @@ def machine_info() -> dict:
     return info
 
 
-def write_result(name: str, result: dict) -> Path:
-    """Write ``result`` with the machine's description to ``bench/results/NAME.json``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, result: dict, path: str | os.PathLike | None = None) -> Path:
+    """Write ``result`` with the machine's description to ``bench/results/NAME.json``.
+
+    ``path`` writes elsewhere instead (quick runs in tests must not replace the real results).
+    """
+    path = RESULTS / f"{name}.json" if path is None else Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
