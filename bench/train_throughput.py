@@ -187,6 +187,37 @@ def measure(setup: Setup, warmup: int, steps: int) -> dict[str, Any]:
     }
 
 
+def profile_steps(setup: Setup, warmup: int, steps: int, top: int = 12) -> list[dict[str, Any]]:
+    """The operators that take the most time in ``steps`` steps: name, share, ms per step.
+
+    Device (CUDA kernel) time on a GPU, CPU time otherwise; self time, so shares add up to 1.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    step = setup.step_fn()
+    for s in range(warmup):
+        step(s)
+    _sync(setup.device)
+    cuda = setup.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for s in range(warmup, warmup + steps):
+            step(s)
+        _sync(setup.device)
+    events = prof.key_averages()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    total = sum(getattr(e, key) for e in events) or 1.0
+    ranked = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:top]
+    return [
+        {
+            "op": e.key,
+            "share": getattr(e, key) / total,
+            "ms_per_step": getattr(e, key) / 1e3 / steps,
+        }
+        for e in ranked
+    ]
+
+
 def _oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
 
@@ -255,6 +286,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "best_patches_per_s": best["library"]["patches_per_s"],
             "best_fraction_of_peak": best["library"].get("fraction_of_peak"),
         }
+    profiles = {}
+    if args.profile:
+        for phase, sm in summary.items():
+            setup = Setup("library", phase, sm["best_batch"], config, device, compile_mode)
+            profiles[phase] = {
+                "batch": sm["best_batch"],
+                "top_ops": profile_steps(setup, args.warmup, max(2, min(args.steps, 10))),
+            }
+            del setup
     goals = {
         "srgan_speedup_at_least_3x": summary.get("srgan", {})
         .get("speedup_at_batch", {})
@@ -277,6 +317,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup": args.warmup,
         "rows": results,
         "summary": summary,
+        "profile": profiles,
         "goals": goals,
     }
 
@@ -294,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="off",
         help="torch.compile mode for the library path: off, default, max-autotune, "
         "reduce-overhead (CUDA graphs), max-autotune-no-cudagraphs",
+    )
+    p.add_argument(
+        "--profile", action="store_true", help="also record the top operators of each phase"
     )
     p.add_argument("--out", type=Path, default=None, help="result file (default bench/results/)")
     return p

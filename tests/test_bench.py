@@ -24,7 +24,8 @@ def _positive(x: float) -> bool:
 
 def test_train_throughput_quick_measures_both_paths_and_phases(tmp_path: Path) -> None:
     out = tmp_path / "t.json"
-    assert train_throughput.main(["--quick", "--device", "cpu", "--out", str(out)]) == 0
+    argv = ["--quick", "--device", "cpu", "--profile", "--out", str(out)]
+    assert train_throughput.main(argv) == 0
     r = json.loads(out.read_text())
     assert r["machine"]["cpu_count"] >= 1 and r["machine"]["torch"]
     assert {row["phase"] for row in r["rows"]} == {"srresnet", "srgan"}
@@ -43,6 +44,10 @@ def test_train_throughput_quick_measures_both_paths_and_phases(tmp_path: Path) -
     # an SRGAN step runs G, D twice and VGG twice: many more FLOPs than an SRResNet step
     assert srgan["gflop_per_patch"] > 2 * srresnet["gflop_per_patch"]
     assert r["peak_dense_bf16_tflops"] is None  # a CPU has no tensor-core peak to compare to
+    for phase in ("srresnet", "srgan"):
+        top = r["profile"][phase]["top_ops"]
+        assert top and all(0 <= op["share"] <= 1 for op in top)
+        assert any("conv" in op["op"] for op in top)  # convolutions dominate training
 
 
 def test_flop_count_matches_the_generator_arithmetic() -> None:
