@@ -100,6 +100,17 @@ class TrainConfig:
     data: str | None = _f(None, "image folder or CelebA root; none means synthetic images", "PATH")
     val_holdout: int = _f(500, "images held out for validation when the dataset has no val split")
     num_workers: int = _f(4, "data-loader worker processes decoding images (0: main process)")
+    prepared: str | None = _f(
+        None,
+        "folder made by python -m srgan_edu.prepare from --data: training reads its decoded "
+        "array instead of the JPEGs (validation still reads --data)",
+        "DIR",
+    )
+    data_on_device: Literal["auto", "on", "off"] = _f(
+        "auto",
+        "with --prepared: hold the whole array in device memory and gather batches there "
+        "(auto: on CUDA when it fits in half the free memory)",
+    )
     # Machine
     seed: int = _f(0, "seed for weights, crops, flips and data order")
     device: str | None = _f(None, "cpu, cuda, cuda:N or mps; none or auto picks one", "DEVICE")
@@ -300,6 +311,13 @@ def _validate(c: TrainConfig) -> None:
         problems.append("vgg_weights must be 'imagenet', 'random' or a file path, got ''")
     if c.data is not None and not c.data.strip():
         problems.append("data must be a folder path or 'none' (synthetic images), got ''")
+    if c.prepared is not None and not c.prepared.strip():
+        problems.append("prepared must be a folder path or 'none', got ''")
+    if c.prepared is not None and c.data is None:
+        problems.append(
+            "prepared needs data: pass --data with the CelebA folder the array was prepared "
+            "from (validation images come from there)"
+        )
     if c.device is not None:
         kind, _, index = c.device.partition(":")
         if kind not in DEVICE_KINDS or (index and not index.isdigit()):

@@ -162,11 +162,16 @@ def random_crop_flip(
     top = torch.randint(0, h - ch + 1, (b,), generator=generator, device=gen_device)
     left = torch.randint(0, w - cw + 1, (b,), generator=generator, device=gen_device)
     mirror = torch.rand(b, generator=generator, device=gen_device) < 0.5
-    top, left, mirror = top.to(batch.device), left.to(batch.device), mirror.to(batch.device)
+    draws = torch.stack([top, left, mirror.long()])  # (3, B): one host-to-device copy
+    if batch.device.type == "cuda" and draws.device.type == "cpu":
+        # from pinned memory the copy is asynchronous: the host goes on queueing work instead
+        # of waiting for the GPU to drain (a pageable copy would synchronise every step)
+        draws = draws.pin_memory()
+    top, left, mirror = draws.to(batch.device, non_blocking=True).unbind(0)
     rows = top[:, None] + torch.arange(ch, device=batch.device)  # (B, ch)
     cols = left[:, None] + torch.arange(cw, device=batch.device)  # (B, cw)
     if flip:  # a mirrored crop reads its columns right to left
-        cols = torch.where(mirror[:, None], cols.flip(1), cols)
+        cols = torch.where(mirror[:, None].bool(), cols.flip(1), cols)
     idx = torch.arange(b, device=batch.device)[:, None, None]
     out = batch.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]]  # (B, ch, cw, C)
     return out.permute(0, 3, 1, 2).contiguous()  # (B, C, ch, cw)
@@ -716,6 +721,31 @@ class CelebA(_CroppedImages):
         return state
 
 
+def celeba_training_split(
+    root: str | os.PathLike, val_holdout: int, *, seed: int = 0, multiple_of: int = 4
+) -> tuple[CelebA, CelebA | None]:
+    """The ``(train, val)`` images training takes from a CelebA copy (lesson 08).
+
+    Train: the ``train`` split as whole uint8 images (``mode="full"``, cropped on the device),
+    unreadable files skipped. Val: the first ``val_holdout`` images of the ``val`` split, or, for
+    a copy without val images (like the 10,000-face sample), the last ``val_holdout`` train
+    images by name, which training then never sees. ``srgan_edu.train`` and
+    ``srgan_edu.prepare`` both call this, so a prepared array holds exactly these train images.
+    """
+    k = val_holdout
+    common: dict = dict(seed=seed, multiple_of=multiple_of)
+    try:
+        val = CelebA(root, "val", mode="eval", limit=k, **common) if k else None
+        train = CelebA(root, "train", mode="full", uint8=True, on_error="skip", **common)
+    except DatasetError:
+        if not k:
+            raise
+        # a partial copy without val images: hold out the last k train images instead
+        val = CelebA(root, "holdout", mode="eval", holdout=k, **common)
+        train = CelebA(root, "train", mode="full", uint8=True, on_error="skip", holdout=k, **common)
+    return train, val
+
+
 # ----------------------------------------------------------------------------- image folders
 
 
@@ -1040,6 +1070,7 @@ __all__ = [
     "ImageSizeError",
     "PairedImageFolder",
     "SyntheticImages",
+    "celeba_training_split",
     "centre_box",
     "find_celeba",
     "looks_like_celeba",

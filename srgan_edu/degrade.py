@@ -20,6 +20,7 @@ PNG on disk would hold them. The difference is at most about half a grey level.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -223,6 +224,16 @@ def _out_size(n: int, scale: float) -> int:
     return max(1, math.ceil(n * scale - 1e-9))
 
 
+@functools.lru_cache(maxsize=64)
+def _resize_matrix_on(
+    n_in: int, n_out: int, scale: float, antialias: bool, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """:func:`resize_matrix` on ``device``, made once per size: training resizes the same crop
+    size every step, and copying a new matrix from the host each time would make the host wait
+    for the GPU (a copy from pageable memory synchronises)."""
+    return resize_matrix(n_in, n_out, scale, antialias).to(device, dtype)
+
+
 def _resize(
     x4: torch.Tensor,
     out_hw: tuple[int, int],
@@ -231,8 +242,8 @@ def _resize(
 ) -> torch.Tensor:
     """Apply the two 1-D resize matrices to a (B, C, H, W) batch, shrinking axis first."""
     h, w = x4.shape[-2:]
-    mh = resize_matrix(h, out_hw[0], scale_hw[0], antialias).to(x4.device, x4.dtype)  # (H', H)
-    mw = resize_matrix(w, out_hw[1], scale_hw[1], antialias).to(x4.device, x4.dtype)  # (W', W)
+    mh = _resize_matrix_on(h, out_hw[0], scale_hw[0], antialias, x4.device, x4.dtype)  # (H', H)
+    mw = _resize_matrix_on(w, out_hw[1], scale_hw[1], antialias, x4.device, x4.dtype)  # (W', W)
     if scale_hw[0] <= scale_hw[1]:  # like MATLAB: the dimension with the smaller scale first
         return torch.matmul(torch.matmul(mh, x4), mw.T)  # (B, C, H', W)  -> (B, C, H', W')
     return torch.matmul(mh, torch.matmul(x4, mw.T))  # (B, C, H, W') -> (B, C, H', W')

@@ -8,9 +8,11 @@ The loop follows Ledig et al. 2017, Sec. 3.2, top to bottom:
    (VGG54, VGG22 or MSE) + 1e-3 adversarial (eq. 3); the learning rate drops to 1e-5 after 1e5
    steps.
 
-Every step: a batch of HR images (decoded by CPU workers) goes to the device, where it is cropped,
-flipped and degraded to LR in one batched operation (:func:`make_batch`), so a GPU never waits on
-per-image CPU work. Then LR -> generator -> loss -> update.
+Every step: a batch of HR images (decoded by CPU workers, or read from the uint8 array that
+``python -m srgan_edu.prepare`` decoded once, ``--prepared``, which may be held whole in GPU memory)
+goes to the device, where it is cropped, flipped and degraded to LR in one batched operation
+(:func:`make_batch`), so a GPU never waits on per-image CPU work. Then LR -> generator -> loss ->
+update.
 
 What a run leaves in its ``out`` folder::
 
@@ -39,7 +41,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,10 +77,10 @@ from srgan_edu.config import (
 from srgan_edu.data import (
     CELEBA_LAYOUTS,
     IMG_DIR,
-    CelebA,
     DatasetError,
     ImageFolder,
     SyntheticImages,
+    celeba_training_split,
     looks_like_celeba,
     random_crop_flip,
     sample_seed,
@@ -96,11 +98,13 @@ from srgan_edu.evaluate import (
 from srgan_edu.imaging import save_image, unit_to_signed
 from srgan_edu.losses import PerceptualLoss
 from srgan_edu.models import Discriminator, SRResNet, build_discriminator, build_generator
+from srgan_edu.prepare import PreparedImages
 from srgan_edu.steps import srgan_step, srresnet_step
 from srgan_edu.vgg import VGGWeightsError
 from srgan_edu.viz import comparison_grid
 
 __all__ = [
+    "DEVICE_DATA_SHARE",
     "StepBatchSampler",
     "TrainResult",
     "TrainingError",
@@ -111,6 +115,7 @@ __all__ = [
     "phase_at",
     "total_steps",
     "train",
+    "training_batches",
 ]
 
 SAMPLE_IMAGES = 4
@@ -191,24 +196,35 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         g = torch.Generator().manual_seed(sample_seed(self.seed, epoch, -1))
         return torch.cat([torch.randperm(self.n, generator=g) for _ in range(self.repeats)])
 
-    def _take(self, step: int, order: torch.Tensor) -> list[tuple[int, int]]:
-        """This process's slice of step ``step``, cut from its epoch's ``order``."""
+    def _span(self, step: int) -> tuple[int, int, int]:
+        """``(epoch, lo, hi)``: this process's slice of step ``step`` is ``order[lo:hi]``."""
         epoch, k = divmod(step, self.steps_per_epoch)
         lo = k * self.per_step + self.rank * self.batch_size
-        return [(epoch, int(i)) for i in order[lo : lo + self.batch_size]]
+        return epoch, lo, lo + self.batch_size
 
     def batch(self, step: int) -> list[tuple[int, int]]:
         """The ``(epoch, index)`` items of this process at global step ``step``."""
-        return self._take(step, self.epoch_order(step // self.steps_per_epoch))
+        epoch, lo, hi = self._span(step)
+        return [(epoch, int(i)) for i in self.epoch_order(epoch)[lo:hi]]
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def indices(self, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+        """The same batches as iterating, as index tensors on ``device``: (batch_size,) int64.
+
+        Each epoch's order is copied to the device once, so a batch gathered from images held
+        in device memory needs no host-to-device copy per step.
+        """
         step, cached = self.start, (None, None)
         while True:
-            epoch = step // self.steps_per_epoch
+            epoch, lo, hi = self._span(step)
             if cached[0] != epoch:  # one permutation per epoch, not per step
-                cached = (epoch, self.epoch_order(epoch))
-            yield self._take(step, cached[1])
+                cached = (epoch, self.epoch_order(epoch).to(device))
+            yield cached[1][lo:hi]
             step += 1
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step, batch in enumerate(self.indices(), self.start):
+            epoch = step // self.steps_per_epoch
+            yield [(epoch, int(i)) for i in batch]
 
 
 class EpochItems(Dataset):
@@ -255,7 +271,10 @@ def open_training_data(config: TrainConfig) -> TrainData:
     * ``data=None``: :class:`SyntheticImages` (CI, demos).
     * a CelebA folder (any layout): the ``train`` split; validation on the first ``val_holdout``
       images of the ``val`` split, or, for a copy without val images (like the 10,000-face
-      sample), on the last ``val_holdout`` train images by name, which training then never sees.
+      sample), on the last ``val_holdout`` train images by name, which training then never sees
+      (:func:`~srgan_edu.data.celeba_training_split`). With ``config.prepared``, the same train
+      images come decoded from that folder's array (:mod:`srgan_edu.prepare`), after a check
+      that it was made from them; validation still reads ``data``.
     * any other folder of images: the last ``val_holdout`` images by name are held out.
     """
     c, k = config, config.val_holdout
@@ -273,21 +292,19 @@ def open_training_data(config: TrainConfig) -> TrainData:
             "images."
         )
     if looks_like_celeba(root):
-        common: dict[str, Any] = dict(seed=c.seed, multiple_of=c.scale)
-        try:
-            val = CelebA(root, "val", mode="eval", limit=k, **common) if k else None
-            train = CelebA(root, "train", mode="full", uint8=True, on_error="skip", **common)
-        except DatasetError:
-            if not k:
-                raise
-            # a partial copy without val images: hold out the last k train images instead
-            val = CelebA(root, "holdout", mode="eval", holdout=k, **common)
-            train = CelebA(
-                root, "train", mode="full", uint8=True, on_error="skip", holdout=k, **common
-            )
+        train, val = celeba_training_split(root, k, seed=c.seed, multiple_of=c.scale)
         _check_size(train.image_size, c, train.describe())
         text = train.describe() + (f" Validation: {val.describe()}" if val is not None else "")
-        return TrainData(train, val, True, c.batch_size, text)
+        if c.prepared is None:
+            return TrainData(train, val, True, c.batch_size, text)
+        prepared = PreparedImages(c.prepared, expect=train, val_holdout=k, data=c.data)
+        text = f"{prepared.describe()} Validation: {val.describe() if val is not None else 'none'}"
+        return TrainData(prepared, val, True, c.batch_size, text)
+    if c.prepared is not None:
+        raise DatasetError(
+            f"--prepared works with CelebA, but --data {root} is a plain image folder (of mixed "
+            "sizes, cropped by the workers): train without --prepared"
+        )
     folder_train = ImageFolder(
         root,
         c.hr_crop,
@@ -310,6 +327,108 @@ def open_training_data(config: TrainConfig) -> TrainData:
         val = Subset(ImageFolder(root, mode="eval", multiple_of=c.scale), range(n - k, n))
     text = f"image folder {root}: {n - k} images for training, {k} held out for validation"
     return TrainData(train, val, False, 1, text)
+
+
+DEVICE_DATA_SHARE = 0.5
+"""``data_on_device="auto"`` holds a prepared array in CUDA memory when it takes at most this
+share of the memory free at that point (the models are already there; the rest is for the
+activations): full CelebA's 18.9 GB goes on an 80 GB H100, or any GPU with 38 GB free."""
+
+
+def training_batches(
+    data: TrainData,
+    sampler: StepBatchSampler,
+    config: TrainConfig,
+    device: torch.device,
+    say: Callable[[str], None] = print,
+) -> Iterable[torch.Tensor]:
+    """The loop's HR batches, one per step in ``sampler``'s order: (B, 3, H, W) uint8 tensors.
+
+    * image files: a DataLoader whose workers decode JPEGs (and, for image folders, crop);
+    * a prepared array (``config.prepared``) held in device memory (``data_on_device``): each
+      batch is gathered on the device with an index tensor, no workers, no copy per step;
+    * a prepared array on disk: a DataLoader that reads each batch from the memory map at once.
+
+    Every path yields the same pixels for a step (tested), so exact resume holds whichever runs.
+    Nothing is read until iteration starts.
+    """
+    workers, cuda = config.num_workers, device.type == "cuda"
+    if not isinstance(data.train, PreparedImages):
+        return DataLoader(
+            EpochItems(data.train),
+            batch_sampler=sampler,
+            num_workers=workers,
+            worker_init_fn=worker_init if workers else None,
+            pin_memory=cuda,
+            prefetch_factor=4 if workers else None,
+        )
+    if _data_on_device(config, data.train, device, say):
+        return _ResidentBatches(data.train, sampler, device, say)
+    return DataLoader(
+        _StepReads(data.train),
+        sampler=sampler,  # yields one step's items; batch_size=None: the dataset reads them at once
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=cuda,
+        prefetch_factor=4 if workers else None,
+    )
+
+
+def _data_on_device(
+    config: TrainConfig, images: PreparedImages, device: torch.device, say: Callable[[str], None]
+) -> bool:
+    """Whether to hold the prepared array on ``device`` (see ``data_on_device`` in the config)."""
+    mode, need = config.data_on_device, images.nbytes
+    if mode == "off":
+        return False
+    if device.type != "cuda":
+        return mode == "on"  # auto: the memory map already is in this machine's page cache
+    free, _ = torch.cuda.mem_get_info(device)
+    if mode == "on" and need > free:
+        raise TrainingError(
+            f"--data-on-device on: the prepared array needs {need / 1e9:.1f} GB but {device} has "
+            f"{free / 1e9:.1f} GB free; use --data-on-device auto or off (read from disk)"
+        )
+    if mode == "auto" and need > DEVICE_DATA_SHARE * free:
+        say(
+            f"data stays on disk: the prepared array ({need / 1e9:.1f} GB) is more than "
+            f"{DEVICE_DATA_SHARE:.0%} of the {free / 1e9:.1f} GB free on {device}"
+        )
+        return False
+    return True
+
+
+class _StepReads(Dataset):
+    """``dataset[[(epoch, i), ...]]`` = one step's images read from a prepared array in one call:
+    (B, 3, H, W) uint8 (a view of the file's (B, H, W, 3) layout)."""
+
+    def __init__(self, images: PreparedImages) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, items: list[tuple[int, int]]) -> torch.Tensor:
+        return self.images.batch([i for _, i in items]).permute(0, 3, 1, 2)
+
+
+class _ResidentBatches:
+    """Batches gathered on the device from the whole prepared array held there."""
+
+    def __init__(
+        self,
+        images: PreparedImages,
+        sampler: StepBatchSampler,
+        device: torch.device,
+        say: Callable[[str], None],
+    ) -> None:
+        self.images, self.sampler, self.device, self.say = images, sampler, device, say
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        self.say(f"data: holding {self.images.nbytes / 1e9:.2f} GB of images in {self.device}")
+        array = self.images.to_tensor(self.device)  # (N, H, W, 3) uint8
+        for index in self.sampler.indices(self.device):  # (B,) int64, on the device
+            yield array[index].permute(0, 3, 1, 2)  # (B, 3, H, W) uint8
 
 
 def _check_size(size: tuple[int, int] | None, c: TrainConfig, what: str) -> None:
@@ -717,15 +836,7 @@ def _train(
     sampler = StepBatchSampler(
         len(data.train), config.batch_size, config.seed, start, machine.rank, machine.world
     )
-    workers = config.num_workers
-    loader = DataLoader(
-        EpochItems(data.train),
-        batch_sampler=sampler,
-        num_workers=workers,
-        worker_init_fn=worker_init if workers else None,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=4 if workers else None,
-    )
+    source = training_batches(data, sampler, config, device, say)
     val_data = data.val if main else None
     sample_hr = sample_images(val_data, config.scale) if val_data is not None else None
 
@@ -752,7 +863,7 @@ def _train(
     status = "finished" if stop == end else "paused"  # unless a signal stops it first
     stop_signal: int | None = None
     bar = _progress(progress and main, start, end)
-    batches = iter(loader) if start < stop else iter(())
+    batches = iter(source) if start < stop else iter(())
 
     def emit(record: dict[str, Any]) -> None:
         history.append(record)
@@ -1025,6 +1136,8 @@ examples:
   python -m srgan_edu.train --data ~/data/celeba --preset laptop --out runs/laptop
   python -m srgan_edu.train --data ~/data/celeba --preset laptop --out runs/laptop --resume
   python -m srgan_edu.train --data ~/data/celeba --preset paper --out runs/paper --steps 5000
+  python -m srgan_edu.prepare ~/data/celeba --out ~/data/prep          # decode once, then:
+  python -m srgan_edu.train --data ~/data/celeba --prepared ~/data/prep --preset paper --out runs/p
   python -m srgan_edu.train --data ~/photos --preset laptop --hr-crop 96 --content mse --out r1
   torchrun --nproc_per_node=4 -m srgan_edu.train --data ~/data/celeba --preset paper --out runs/p
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from PIL import Image
 from srgan_edu.checkpoint import CheckpointError, load_checkpoint, load_network
 from srgan_edu.config import apply_overrides, get_preset
 from srgan_edu.data import DatasetError
+from srgan_edu.prepare import prepare
 from srgan_edu.train import (
     StepBatchSampler,
     TrainingDiverged,
@@ -349,3 +351,66 @@ def test_missing_vgg_weights_fail_before_phase_one(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert err.startswith("error: VGG19 weight file not found") and len(err.splitlines()) == 1
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+
+
+# ----------------------------------------------------------------------------- prepared arrays
+
+
+def phase1_states(result) -> dict[str, torch.Tensor]:
+    """The generator and its Adam state in the final checkpoint of a phase-1 run."""
+    payload = load_checkpoint(result.checkpoint)
+    out = {f"G.{k}": v for k, v in payload["generator"]["state_dict"].items()}
+    for pid, st in payload["opt_g"]["state"].items():
+        out.update({f"opt_g.{pid}.{k}": v for k, v in st.items()})
+    return out
+
+
+def test_prepared_array_trains_bit_identically_and_resumes(tmp_path):
+    """Training from the array prepared from a CelebA copy (read from disk, or held whole in
+    memory and indexed there) ends with the same weights as training from its JPEGs, also with
+    a corrupt JPEG in the train split; a run switching between the three sources resumes
+    exactly."""
+    root = celeba_copy(tmp_path / "celeba", n=14)
+    (root / "img_align_celeba" / "000003.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    prepared = tmp_path / "prepared"
+    assert prepare(root, prepared, holdout=2, workers=0, progress=False).status == "finished"
+    base = smoke(data=str(root), val_holdout=2, phase="srresnet", srresnet_steps=5, batch_size=3)
+    with pytest.warns(UserWarning, match="skipping image"):
+        jpeg = phase1_states(train(base, tmp_path / "jpeg", progress=False))
+    for mode in ("off", "on"):  # memory map, then the whole array in (CPU) device memory
+        config = apply_overrides(base, {"prepared": str(prepared), "data_on_device": mode})
+        got = phase1_states(train(config, tmp_path / f"prepared_{mode}", progress=False))
+        assert got.keys() == jpeg.keys()
+        assert all(torch.equal(got[k], jpeg[k]) for k in jpeg), mode
+    # 2 steps held in memory, 2 from the memory map with workers, the last from the JPEGs
+    out = tmp_path / "mixed"
+    on = apply_overrides(base, {"prepared": str(prepared), "data_on_device": "on"})
+    train(on, out, steps=2, progress=False)
+    disk = apply_overrides(on, {"data_on_device": "off", "num_workers": 2})
+    train(disk, out, resume=True, steps=2, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the corrupt JPEG, if step 5 draws it
+        last = train(base, out, resume=True, progress=False)
+    assert last.status == "finished" and last.step == 5
+    resumed = phase1_states(last)
+    assert all(torch.equal(resumed[k], jpeg[k]) for k in jpeg)
+
+
+def test_prepared_array_from_other_images_is_refused(tmp_path, capsys):
+    root = celeba_copy(tmp_path / "celeba")
+    prepared = tmp_path / "prepared"
+    prepare(root, prepared, holdout=2, workers=0, progress=False)
+    other = tmp_path / "other"
+    celeba_copy(other)
+    Image.new("RGB", (36, 40), "red").save(other / "img_align_celeba" / "000001.jpg")
+    argv = ["--preset", "smoke", "--out", str(tmp_path / "run"), "--no-progress",
+            "--data", str(other), "--prepared", str(prepared), "--val-holdout", "2"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "(other files or pixels)" in err
+    assert f"--data {root.resolve()}" in err and "python -m srgan_edu.prepare" in err
+    common = argv[:-6]
+    assert main([*common, "--prepared", str(prepared)]) == 2  # no --data: synthetic images
+    assert "prepared needs data" in capsys.readouterr().err
+    assert main([*common, "--data", str(root), "--prepared", str(tmp_path / "nowhere")]) == 2
+    assert "prepared folder not found" in capsys.readouterr().err
