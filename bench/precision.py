@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = args.data
     if data is None and not args.quick and SHARED_CELEBA.exists():
         data = str(SHARED_CELEBA)
+    elif data == "none":  # synthetic images
+        data = None
     base = dataclasses.replace(
         PRESETS[preset],
         phase="srresnet",
@@ -83,7 +85,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None, help="CelebA root or image folder (default: shared)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="CelebA root, image folder, or none (synthetic); default: the shared CelebA sample",
+    )
     p.add_argument("--preset", default=None, help="smoke, laptop or paper")
     p.add_argument("--steps", type=int, default=None, help="SRResNet updates per run")
     p.add_argument("--val-holdout", type=int, default=None, help="held-out validation images")

@@ -129,6 +129,31 @@ def input_rows(results: Path) -> Iterator[Row]:
         )
 
 
+def upscale_rows(results: Path) -> Iterator[Row]:
+    r = load("upscale_cpu", results)
+    if r is None:
+        return
+    small, big, goals = r["small"], r["big"], r["goals"]
+    yield (
+        f"`python -m srgan_edu.upscale` {small['lr_size'][0]}x{small['lr_size'][1]} -> "
+        f"{small['sr_size'][0]}x{small['sr_size'][1]} on {r['threads']} CPU threads "
+        "(new process, model load included)",
+        f"{small['wall_seconds_median']:.1f} s (of which interpreter + torch import "
+        f"{small['startup_seconds_median']:.1f} s)",
+        f"<= {goals['small_wall_seconds_max']:g} s "
+        f"({_met(small['wall_seconds_median'], goals['small_wall_seconds_max'], at_most=True)})",
+        _src("upscale_cpu", r),
+    )
+    yield (
+        f"tiled {big['lr_size'][0]}x{big['lr_size'][1]} -> {big['sr_size'][0]}x"
+        f"{big['sr_size'][1]} on the CPU ({big['tiles']} tiles of {big['tile']})",
+        f"peak RSS {big['peak_rss_gb']:.2f} GB, {big['wall_seconds']:.0f} s",
+        f"<= {goals['big_peak_rss_gb_max']:g} GB "
+        f"({_met(big['peak_rss_gb'], goals['big_peak_rss_gb_max'], at_most=True)})",
+        _src("upscale_cpu", r),
+    )
+
+
 def suite_rows(results: Path) -> Iterator[Row]:
     r = load("suite_walltime_ci", results)
     if r is not None:
@@ -153,6 +178,7 @@ SECTIONS: list[Callable[[Path], Iterator[Row]]] = [
     throughput_rows,
     precision_rows,
     input_rows,
+    upscale_rows,
     suite_rows,
 ]
 

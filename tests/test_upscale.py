@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,9 @@ from srgan_edu.degrade import bicubic_up
 from srgan_edu.imaging import load_image, load_image_parts
 from srgan_edu.models import SRResNet
 from srgan_edu.upscale import (
+    CPU_MEMORY_FORMAT,
+    DEFAULT_TILE,
+    auto_tile,
     bicubic_tensor,
     main,
     plan_outputs,
@@ -121,8 +125,11 @@ def test_single_image_tile_larger_than_image_and_value_range(gen):
     assert sr.shape == (3, 4 * H, 4 * W)
     assert 0.0 <= sr.min() and sr.max() <= 1.0
     with torch.inference_mode():
-        ref = ((gen(lr[None]) + 1) / 2).clamp(0, 1)[0]
+        x = lr[None].contiguous(memory_format=CPU_MEMORY_FORMAT)  # what upscale_tensor feeds G
+        ref = ((gen(x) + 1) / 2).clamp(0, 1)[0]
+        plain = ((gen(lr[None]) + 1) / 2).clamp(0, 1)[0]  # (B, C, H, W) layout: rounding only
     torch.testing.assert_close(sr, ref, rtol=0, atol=0)
+    torch.testing.assert_close(sr, plain, rtol=0, atol=1e-6)
 
 
 def test_training_mode_generator_runs_in_eval_and_is_restored():
@@ -137,6 +144,60 @@ def test_training_mode_generator_runs_in_eval_and_is_restored():
     assert g.training
     g.eval()
     torch.testing.assert_close(sr, upscale_tensor(g, lr), rtol=0, atol=1e-5)
+
+
+def test_cpu_inference_feeds_the_generator_channels_last(gen):
+    # channels-last storage is the fast layout of PyTorch's CPU convolutions (bench/upscale_cpu.py)
+    seen = []
+    hook = gen.head.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    try:
+        upscale_tensor(gen, rand_lr(1, 3, H, W), tile=9)
+        # an (H, W, C) array's view: strides that count as channels-last with batch stride 3
+        hwc = torch.from_numpy(rand_u8((H, W, 3))).permute(2, 0, 1).float() / 255
+        assert hwc[None].is_contiguous(memory_format=torch.channels_last)
+        sr = upscale_tensor(gen, hwc)
+    finally:
+        hook.remove()
+    assert CPU_MEMORY_FORMAT == torch.channels_last and len(seen) == 3 * 4 + 1  # 9-px tiles + 1
+    for x in seen:  # fresh channels-last tensors: (B, C, H, W) strides (H*W*C, 1, W*C, C)
+        b, c, h, w = x.shape
+        assert x.stride() == (h * w * c, 1, w * c, c)
+    torch.testing.assert_close(sr, upscale_tensor(gen, hwc.contiguous()), rtol=0, atol=0)
+
+
+def test_auto_tile_runs_what_fits_in_one_tile_in_one_piece():
+    paper = SRResNet().arch()  # receptive radius 40: a tile with its margins is 256 x 256 pixels
+    side = DEFAULT_TILE + 2 * 40
+    assert receptive_radius(paper) == 40
+    g = SRResNet(seed=0)
+    assert auto_tile(g, 256, 256) is None  # the 256 x 256 -> 1024 x 1024 case: untiled
+    assert auto_tile(g, side, side) is None
+    assert auto_tile(g, side, side + 1) == DEFAULT_TILE
+    assert auto_tile(g, 1024, 1024) == DEFAULT_TILE
+    assert auto_tile(g, 100, side * side // 100) is None  # memory goes with the pixel count
+    assert auto_tile(g, DEFAULT_TILE, DEFAULT_TILE, overlap=0) is None  # no margins: one tile
+    assert auto_tile(g, DEFAULT_TILE, DEFAULT_TILE + 1, overlap=0) == DEFAULT_TILE
+
+
+@pytest.mark.parametrize(("width", "tiled"), [(1000, False), (3000, True)])
+def test_upscale_file_default_tiles_only_images_bigger_than_one_tile(gen, tmp_path, width, tiled):
+    # tiny generator: radius 12, so one tile with margins holds (DEFAULT_TILE + 24)^2 pixels
+    limit = (DEFAULT_TILE + 2 * receptive_radius(gen)) ** 2
+    assert (16 * width > limit) == tiled
+    calls = math.ceil(width / DEFAULT_TILE) if tiled else 1  # one row of tiles
+    src = tmp_path / "strip.png"
+    Image.fromarray(rand_u8((16, width, 3), seed=7)).save(src)
+    seen = []
+    hook = gen.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
+    try:
+        [dst] = upscale_file(gen, src)  # tile="auto"
+    finally:
+        hook.remove()
+    assert len(seen) == calls
+    ref = upscale_tensor(gen, load_image(src)).numpy().transpose(1, 2, 0)  # untiled
+    assert np.abs(as_float(dst) - ref).max() <= 0.5 / 255 + 1e-6
+    with pytest.raises(ValueError, match="'auto', a positive integer or None"):
+        upscale_file(gen, src, tile="big")
 
 
 def test_bad_arguments_are_explained(gen):
