@@ -14,20 +14,7 @@ from torch import nn
 from srgan_edu.models import ResidualBlock
 from srgan_edu.teach import blocks
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster on a busy machine. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("one_thread", "close_figures")
 
 
 # ---------------------------------------------------------------------------------- batch norm

@@ -14,23 +14,9 @@ from scipy import signal
 from srgan_edu.models import Discriminator, SRResNet
 from srgan_edu.teach import conv as C
 
+pytestmark = pytest.mark.usefixtures("one_thread", "close_figures")
+
 HAND_WRITTEN = [C.conv2d_loops, C.conv2d_im2col]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: several threads only wait for each other (much slower on a busy 2-core
-    machine). Restored afterwards for the other test modules."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _case(seed: int, c_in: int, c_out: int, kh: int, kw: int, h: int = 7, w: int = 9):

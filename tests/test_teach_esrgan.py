@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import matplotlib.figure
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -19,20 +18,7 @@ from srgan_edu.models import SRResNet, count_parameters
 from srgan_edu.teach import esrgan as E
 from srgan_edu.vgg import VGGFeatures
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster on a busy machine. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("one_thread", "close_figures")
 
 
 # ------------------------------------------------------------------------- RRDB: shapes, counts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import matplotlib.figure
-import matplotlib.pyplot as plt
 import pytest
 import torch
 from PIL import Image
@@ -15,20 +14,7 @@ from srgan_edu.metrics import psnr, rgb_to_y
 from srgan_edu.models import build_generator
 from srgan_edu.teach import evaluation as E
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster than two that wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread", "close_figures")
 
 
 def tiny_celeba(root):

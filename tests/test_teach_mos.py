@@ -7,7 +7,6 @@ import json
 import math
 
 import matplotlib.figure
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -16,13 +15,9 @@ from scipy import stats
 
 from srgan_edu.teach import mos as M
 
+pytestmark = pytest.mark.usefixtures("close_figures")
+
 METHODS = ("bicubic", "SRResNet", "SRGAN", "original")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def pictures(n_images: int = 3, size: int = 8) -> dict[str, dict[str, torch.Tensor]]:

@@ -26,20 +26,7 @@ from srgan_edu.models import (
 )
 from srgan_edu.teach import pieces as P
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: more threads only wait for each other on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("one_thread", "close_figures")
 
 
 def _smoke(**changes):

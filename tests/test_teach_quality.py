@@ -7,7 +7,6 @@ import io
 import math
 
 import matplotlib.figure
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -20,11 +19,7 @@ from srgan_edu.metrics import mse, psnr, ssim, ssim_map
 from srgan_edu.teach import quality as Q
 from srgan_edu.vgg import WEIGHTS_ENV, VGGFeatures
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shlex
 
-import matplotlib.pyplot as plt
 import pytest
 import torch
 from PIL import Image
@@ -15,11 +14,7 @@ from srgan_edu.teach import training as T
 from srgan_edu.train import build_parser, train
 from srgan_edu.vgg import WEIGHTS_ENV
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 @pytest.fixture

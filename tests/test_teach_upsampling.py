@@ -13,11 +13,7 @@ from torch import nn
 from srgan_edu.degrade import bicubic_up
 from srgan_edu.teach import upsampling as U
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 # ---------------------------------------------------------------------------- pixel shuffle

@@ -12,21 +12,7 @@ from toy_gan import widgets
 from toy_gan.gan import Generator, train_gan
 from toy_gan.plots import training_figure
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These networks are tiny: several threads only wait for each other (much slower on a busy
-    2-core machine). Restored afterwards for the other test modules."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("one_thread", "close_figures")
 
 
 def test_explore_training_returns_the_four_panel_figure_for_the_requested_run():
