@@ -200,8 +200,13 @@ def _decoded_chunks(
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (``kill``) stops the preparation like Ctrl-C: finished chunks stay recorded."""
+def _signals_as_interrupt() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and ``kill`` (SIGTERM) stop the preparation: finished chunks stay recorded.
+
+    SIGINT gets a handler of its own too: a process started in the background by a
+    non-interactive shell inherits SIGINT *ignored*, and Python then raises no KeyboardInterrupt.
+    The previous handlers come back on exit.
+    """
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -209,11 +214,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.signal(signal.SIGTERM, handler)
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -313,7 +319,7 @@ def prepare(
     chunks = _decoded_chunks(writer, spans, workers)
     fd = os.open(array_path, os.O_RDWR)
     try:
-        with _sigterm_as_interrupt(), contextlib.closing(chunks):
+        with _signals_as_interrupt(), contextlib.closing(chunks):
             try:
                 for lo, hi, skipped in chunks:
                     assert lo == index["done"]
