@@ -132,6 +132,20 @@ def filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
 
 
+def local_moments(
+    x: torch.Tensor, y: torch.Tensor, g: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SSIM's local statistics under the window ``g g^T``: means, (biased) variances, covariance.
+
+    ``(mu_x, mu_y, var_x, var_y, cov_xy)``, each (B, C, H-k+1, W-k+1), as E[xy] - E[x]E[y].
+    """
+    mu_x, mu_y = filter_valid(x, g), filter_valid(y, g)
+    var_x = filter_valid(x * x, g) - mu_x * mu_x
+    var_y = filter_valid(y * y, g) - mu_y * mu_y
+    cov_xy = filter_valid(x * y, g) - mu_x * mu_y
+    return mu_x, mu_y, var_x, var_y, cov_xy
+
+
 def ssim_map(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -155,10 +169,7 @@ def ssim_map(
             f"{x.shape[-2]}x{x.shape[-1]}; use larger images or a smaller border crop"
         )
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    mu_x, mu_y = filter_valid(x, g), filter_valid(y, g)
-    var_x = filter_valid(x * x, g) - mu_x * mu_x
-    var_y = filter_valid(y * y, g) - mu_y * mu_y
-    cov_xy = filter_valid(x * y, g) - mu_x * mu_y
+    mu_x, mu_y, var_x, var_y, cov_xy = local_moments(x, y, g)
     num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
     s = num / den  # (B, C, H', W')

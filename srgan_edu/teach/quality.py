@@ -45,7 +45,7 @@ import srgan_edu
 from srgan_edu.degrade import gaussian_blur
 from srgan_edu.imaging import to_pil, unit_to_signed
 from srgan_edu.losses import ContentLoss
-from srgan_edu.metrics import filter_valid, gaussian_window, mse, psnr
+from srgan_edu.metrics import gaussian_window, local_moments, mse, psnr
 from srgan_edu.vgg import (
     WEIGHTS_ENV,
     VGGFeatures,
@@ -422,10 +422,8 @@ def ssim_terms(
     g = gaussian_window(sigma).to(x4.device)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     c3 = c2 / 2
-    mu_x, mu_y = filter_valid(x4, g), filter_valid(y4, g)
-    var_x = (filter_valid(x4 * x4, g) - mu_x**2).clamp_min(0)
-    var_y = (filter_valid(y4 * y4, g) - mu_y**2).clamp_min(0)
-    cov = filter_valid(x4 * y4, g) - mu_x * mu_y
+    mu_x, mu_y, var_x, var_y, cov = local_moments(x4, y4, g)
+    var_x, var_y = var_x.clamp_min(0), var_y.clamp_min(0)  # rounding can dip below 0: sqrt next
     s_x, s_y = var_x.sqrt(), var_y.sqrt()
     terms = {
         "luminance": (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1),
