@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from srgan_edu.imaging import load_image
 from srgan_edu.vgg import (
     CAFFE_MEAN_RGB,
+    CAFFE_TO_TORCHVISION,
     TORCHVISION_MEAN,
     TORCHVISION_STD,
     VGG19_FILENAME,
@@ -341,7 +342,7 @@ def test_real_caffe_weights():
     torch.testing.assert_close(vgg.normalize(x), by_hand)
     first = VGGFeatures("conv1_1", weights=CAFFE_FILE)
     expected = F.conv2d(by_hand, conv1_1.weight, conv1_1.bias, padding=1)
-    torch.testing.assert_close(first(x), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(first(x) * CAFFE_TO_TORCHVISION, expected, rtol=1e-5, atol=1e-4)
 
     with pytest.raises(VGGWeightsError, match=r"conv4_1, .*conv5_4.*vgg19-dcbe5ffd"):
         VGGFeatures("relu5_4", weights=CAFFE_FILE)
@@ -371,3 +372,16 @@ def test_real_caffe_weights():
     # ImageNet training makes the features care about fine detail: losing it by blurring costs
     # more, relative to noise of equal pixel MSE, than in an untrained VGG (2.4 vs. 1.3 here).
     assert sensitivity(vgg) > 1.5 * sensitivity(random)
+
+
+def test_caffe_features_are_put_on_torchvision_scale():
+    """Caffe inputs are ~57.6x torchvision's; the output is divided by that, then rescaled."""
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    raw = VGGFeatures("relu1_2", weights=None, preprocessing="caffe")
+    scaled = VGGFeatures("relu1_2", weights=None, preprocessing="caffe", rescale=1 / 12.75)
+    by_hand = raw.features(raw.normalize(x))
+    assert CAFFE_TO_TORCHVISION == pytest.approx(255 * 0.226, rel=1e-3)
+    torch.testing.assert_close(raw(x), by_hand / CAFFE_TO_TORCHVISION)
+    torch.testing.assert_close(scaled(x), by_hand / CAFFE_TO_TORCHVISION / 12.75)
+    tv = VGGFeatures("relu1_2", weights=None, preprocessing="torchvision", rescale=0.5)
+    torch.testing.assert_close(tv(x), tv.features(tv.normalize(x)) * 0.5)

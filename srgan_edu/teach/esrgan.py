@@ -613,8 +613,8 @@ def feature_stack(vgg: VGGFeatures, images: torch.Tensor) -> dict[str, torch.Ten
         for name, module in zip(_LAYER_NAMES, vgg.features, strict=False):
             h = module(h)
             out[name] = h
-    if vgg.rescale != 1.0:
-        out = {k: v * vgg.rescale for k, v in out.items()}
+    if vgg.output_scale != 1.0:  # the rescale and the Caffe-to-torchvision factor, as forward
+        out = {k: v * vgg.output_scale for k, v in out.items()}
     return out
 
 
