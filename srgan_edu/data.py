@@ -35,6 +35,7 @@ import hashlib
 import io
 import math
 import os
+import signal
 import warnings
 import zipfile
 import zlib
@@ -1020,10 +1021,16 @@ def _reset_handles(dataset: Dataset) -> None:
 def worker_init(worker_id: int) -> None:
     """``worker_init_fn`` for DataLoaders: each worker opens its own zip handle.
 
+    Workers ignore SIGINT and SIGTERM: Ctrl-C in a terminal, ``kill -- -PGID`` and batch
+    schedulers signal the whole process group, and a worker that died first would make the main
+    process fail with "DataLoader worker killed" instead of saving a checkpoint. The main process
+    alone decides when to stop; PyTorch ends the workers when it does (or if it dies).
     Crops and flips need no per-worker seeding: they come from ``(seed, epoch, index)``.
     """
     info = get_worker_info()
-    if info is not None:
+    if info is not None:  # in a worker process (its main thread)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _reset_handles(info.dataset)
 
 

@@ -369,6 +369,7 @@ def training_batches(
         sampler=sampler,  # yields one step's items; batch_size=None: the dataset reads them at once
         batch_size=None,
         num_workers=workers,
+        worker_init_fn=worker_init if workers else None,
         pin_memory=cuda,
         prefetch_factor=4 if workers else None,
     )

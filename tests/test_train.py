@@ -236,6 +236,36 @@ def test_signal_saves_and_resume_continues(tmp_path, sig):
     assert r.step == summary["step"] + 2
 
 
+@pytest.mark.parametrize("prepared", [False, True])
+def test_sigterm_to_the_process_group_with_workers_saves(tmp_path, prepared):
+    """``kill -- -PGID`` (or a scheduler) also signals the DataLoader workers: they must not die
+    first and turn a clean save into "DataLoader worker killed by signal"."""
+    folder = celeba_copy(tmp_path / "celeba")
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "srgan_edu.train", "--preset", "smoke", "--out", str(out),
+            "--data", str(folder), "--num-workers", "2", "--no-progress", "--srresnet-steps",
+            "100000", "--log-every", "1", "--val-every", "0", "--ckpt-every", "0",
+            "--sample-every", "0"]  # fmt: skip
+    if prepared:
+        prepare(folder, tmp_path / "prep", holdout=4, workers=0, progress=False)
+        args += ["--prepared", str(tmp_path / "prep")]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    log = out / "log.jsonl"
+    deadline = time.time() + 90
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGTERM)  # the main process and its workers, like kill -- -PGID
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr.decode()
+    assert "DataLoader worker" not in stderr.decode()
+    summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert summary["status"] == "interrupted" and summary["step"] >= 3
+    assert (out / "checkpoints" / f"step_{summary['step']:08d}.pt").is_file()
+
+
 # ----------------------------------------------------------------------------- data problems
 
 
