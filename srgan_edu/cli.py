@@ -54,14 +54,19 @@ def resolve_device(text: str | None) -> torch.device:
 
 
 def resolve_checkpoint(text: str | os.PathLike) -> Path:
-    """Where a ``--checkpoint`` argument points: today an existing ``.pt`` file.
+    """Where a ``--checkpoint`` argument points: an existing ``.pt`` file, or the name of a
+    shipped pretrained model (``srresnet_x4_celeba``; its sha256 is checked here).
 
-    The one place where named pretrained models will be looked up. Raises
-    :class:`CheckpointError` for a missing file or a folder (naming the ``.pt`` files in it).
+    Raises :class:`CheckpointError` for a missing file, a folder (naming the ``.pt`` files in
+    it), or a damaged shipped file.
     """
+    from srgan_edu.pretrained import PRETRAINED, is_name, pretrained_path
+
     path = Path(text).expanduser()
     if path.is_file():
         return path
+    if is_name(str(text)):
+        return pretrained_path(str(text))
     if path.is_dir():
         found = sorted(p.name for p in path.glob("*.pt"))
         hint = f" It holds {', '.join(found[:6])}." if found else " It holds no .pt files."
@@ -71,7 +76,8 @@ def resolve_checkpoint(text: str | os.PathLike) -> Path:
         )
     raise CheckpointError(
         f"checkpoint not found: {path}. Pass the path of a .pt file written by "
-        "python -m srgan_edu.train (e.g. runs/laptop/srresnet.pt)"
+        "python -m srgan_edu.train (e.g. runs/laptop/srresnet.pt) or the name of a pretrained "
+        f"model: {', '.join(PRETRAINED)}"
     )
 
 

@@ -639,7 +639,10 @@ _NICE_NAMES = {"srresnet": "SRResNet", "srgan": "SRGAN"}
 
 
 def _method_label(payload: Mapping[str, Any], path: Path) -> str:
-    """SRResNet / SRGAN from the checkpoint's phase or file name, else the file name."""
+    """The shipped model's label (SRGAN-VGG22, ...), else SRResNet / SRGAN from the checkpoint's
+    phase or file name, else the file name."""
+    if isinstance(payload.get("label"), str) and payload["label"]:
+        return payload["label"]
     phase = payload.get("phase")
     if isinstance(phase, str) and phase.lower() in _NICE_NAMES:
         return _NICE_NAMES[phase.lower()]
@@ -802,7 +805,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, metavar="PATH", help="test images (see below)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument(
-        "--checkpoint", metavar="FILE", help="a .pt file written by python -m srgan_edu.train"
+        "--checkpoint",
+        metavar="FILE",
+        help="a .pt file written by python -m srgan_edu.train, or a pretrained model's name "
+        "(srresnet_x4_celeba, srgan_vgg22_x4_celeba, srgan_mse_x4_celeba)",
     )
     what.add_argument("--bicubic", action="store_true", help="evaluate the bicubic baseline only")
     parser.add_argument(

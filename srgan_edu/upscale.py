@@ -489,7 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
         "result.png (the suffix picks the format: .png, .jpg, .webp, .tif, .bmp)",
     )
     parser.add_argument(
-        "--checkpoint", required=True, metavar="C", help="generator checkpoint (.pt file)"
+        "--checkpoint",
+        required=True,
+        metavar="C",
+        help="generator checkpoint (.pt file) or a pretrained model's name (srresnet_x4_celeba, "
+        "srgan_vgg22_x4_celeba, srgan_mse_x4_celeba; python -m srgan_edu.pretrained lists them)",
     )
     parser.add_argument(
         "--tile",

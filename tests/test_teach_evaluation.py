@@ -71,7 +71,22 @@ def test_find_pretrained_by_file_name(tmp_path):
         "SRGAN": tmp_path / "srgan_celeba.pt",
     }
     assert E.find_pretrained(env={E.CHECKPOINTS_ENV: str(tmp_path)}) == E.find_pretrained(tmp_path)
-    assert E.find_pretrained(env={}) == E.find_pretrained(E.checkpoint_dir())
+
+
+def test_find_pretrained_defaults_to_the_shipped_models(tmp_path, monkeypatch):
+    from srgan_edu import pretrained as P
+
+    monkeypatch.setenv(P.PRETRAINED_ENV, str(tmp_path))  # an empty copy: nothing checks out
+    with pytest.warns(UserWarning, match="left out") as record:
+        assert E.find_pretrained(env={}) == {}
+    assert [str(w.message).split(" left out")[0] for w in record] == list(E.SHIPPED_MODELS)
+    assert all("is missing" in str(w.message) for w in record)
+    monkeypatch.delenv(P.PRETRAINED_ENV)
+    assert E.checkpoint_dir() == P.pretrained_dir()
+    if all((E.checkpoint_dir() / f"{n}.pt").is_file() for n in E.SHIPPED_MODELS.values()):
+        assert E.find_pretrained(env={}) == {
+            label: P.pretrained_path(name) for label, name in E.SHIPPED_MODELS.items()
+        }
 
 
 def test_photo_tiles_stand_in_for_faces():

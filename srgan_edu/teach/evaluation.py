@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,8 +150,11 @@ def shared_data_dir() -> Path:
 
 
 def checkpoint_dir() -> Path:
-    """``assets/checkpoints/`` of the repository, where pretrained generators are shipped."""
-    return _repo_root() / "assets" / "checkpoints"
+    """Where the pretrained generators are shipped (:func:`srgan_edu.pretrained.pretrained_dir`:
+    ``assets/checkpoints/`` of the repository)."""
+    from srgan_edu.pretrained import pretrained_dir
+
+    return pretrained_dir()
 
 
 def find_celeba(env: Mapping[str, str] | None = None) -> Path | None:
@@ -197,17 +201,30 @@ def find_benchmarks(
     return found
 
 
+SHIPPED_MODELS = {
+    "SRResNet": "srresnet_x4_celeba",
+    "SRGAN": "srgan_vgg22_x4_celeba",
+    "SRGAN-MSE": "srgan_mse_x4_celeba",
+}
+"""The lesson's names for the generators shipped with the course (:mod:`srgan_edu.pretrained`)."""
+
+
 def find_pretrained(
     folder: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, Path]:
-    """``{"SRResNet": path, "SRGAN": path}`` for the trained generators in ``folder``, found by
-    file name (``srresnet*.pt``, ``srgan*.pt``; a model missing from the folder is missing from
-    the result). Default folder: ``$SRGAN_EDU_CHECKPOINTS`` (e.g. the ``--out`` folder of a
-    longer ``python -m srgan_edu.train`` run) if set, else :func:`checkpoint_dir`."""
+    """``{"SRResNet": path, "SRGAN": path, ...}``: the trained generators the lesson compares.
+
+    Default: the generators shipped with the course (:data:`SHIPPED_MODELS`, each checked by
+    sha256; a missing or damaged file is left out with a warning), unless
+    ``$SRGAN_EDU_CHECKPOINTS`` names a folder, e.g. the ``--out`` folder of your own longer
+    ``python -m srgan_edu.train`` run. In a folder, models are found by file name
+    (``srresnet*.pt``, ``srgan*.pt``; the exact name wins)."""
     if folder is None:
         env = os.environ if env is None else env
         given = env.get(CHECKPOINTS_ENV, "").strip()
-        folder = Path(given).expanduser() if given else checkpoint_dir()
+        if not given:
+            return _shipped()
+        folder = Path(given).expanduser()
     folder = Path(folder)
     found: dict[str, Path] = {}
     if not folder.is_dir():
@@ -218,6 +235,18 @@ def find_pretrained(
         exact = [p for p in hits if p.stem.lower() == prefix]
         if exact or hits:
             found[label] = (exact or hits)[0]
+    return found
+
+
+def _shipped() -> dict[str, Path]:
+    from srgan_edu.pretrained import pretrained_path
+
+    found: dict[str, Path] = {}
+    for label, name in SHIPPED_MODELS.items():
+        try:
+            found[label] = pretrained_path(name)
+        except CheckpointError as err:
+            warnings.warn(f"{label} left out: {err}", stacklevel=3)
     return found
 
 
@@ -351,7 +380,7 @@ def get_models(
 
     dev = pick_device(None if device is None else str(device))
     found = find_pretrained(pretrained)
-    if set(found) == {"SRResNet", "SRGAN"}:
+    if {"SRResNet", "SRGAN"} <= set(found):
         return LessonModels(_load_pair(found, dev), "pretrained", found)
     if config.phase != "both":
         raise ValueError(f"get_models trains both phases: pass phase='both', got {config.phase!r}")
