@@ -300,10 +300,14 @@ def grade_notebook(
                 for sid in _solution_ids_before(source, ex):
                     at = _find(nb.cells, sid)
                     broken = _error_of(nb.cells[at]) if at is not None else None
-                    if broken is not None and broken.get("ename") != "NotImplementedError":
-                        why = _describe_error(broken)
+                    if broken is None:
+                        continue
+                    why = _describe_error(broken)
+                    if broken.get("ename") == "NotImplementedError":
+                        feedback = why  # the stub itself ran: nothing written yet
+                    else:
                         feedback = f"your solution cell failed ({why}); then: {feedback}"
-                        break
+                    break
         result.exercises.append(ExerciseResult(ex.grade_id, ex.title, ex.points, passed, feedback))
     if executed is not None:
         Path(executed).parent.mkdir(parents=True, exist_ok=True)
