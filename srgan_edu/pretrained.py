@@ -180,13 +180,25 @@ def export(
     """Write the generator of a training run (``srresnet.pt`` / ``srgan.pt``) as ``NAME.pt``.
 
     Floating-point weights are stored as ``dtype`` (float16 halves the file; integer buffers
-    such as BatchNorm's counter are kept). The run's config, step and last validation travel
-    along, plus the model's ``label``. Returns the path and its sha256, the value to record in
-    :data:`PRETRAINED`.
+    such as BatchNorm's counter are kept). The run's config, step and validations (from its
+    ``log.jsonl``, for the learning curve in lesson 08) travel along, plus the model's
+    ``label``. Returns the path and its sha256, the value to record in :data:`PRETRAINED`.
     """
     entry = _entry(name)
     payload = load_checkpoint(generator_file)
     model = load_network(payload, "generator")  # refuses a file without a generator
+    log = Path(generator_file).parent / "log.jsonl"  # the run's validations, for the curve
+    history = []
+    if log.is_file():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut off by a crash
+                continue
+            if "val/psnr_y" in record:
+                history.append(
+                    {k: v for k, v in record.items() if isinstance(v, (int, float, str))}
+                )
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.state_dict().items()}
     shipped = {
         "kind": "generator",
@@ -194,6 +206,7 @@ def export(
         "config": payload.get("config"),
         "step": payload.get("step"),
         "val": payload.get("val"),
+        "val_history": history,
         "name": entry.name,
         "label": entry.label,
         "weights_dtype": str(dtype).replace("torch.", ""),

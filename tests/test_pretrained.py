@@ -36,6 +36,8 @@ def _run_generator(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
         {"kind": "generator", "generator": network_entry(G), "config": {"lr": 1e-4}, "step": 7},
         tmp_path / "srresnet.pt",
     )
+    log = [{"step": 5, "loss/mse": 0.1}, {"step": 5, "phase": "srresnet", "val/psnr_y": 20.5}]
+    (tmp_path / "log.jsonl").write_text("\n".join(map(json.dumps, log)) + '\n{"step": 7, "val')
     return path, G
 
 
@@ -55,6 +57,7 @@ def test_export_stores_float16_and_loads_by_name(exported):
     raw = torch.load(path, weights_only=True)  # a plain srgan_edu checkpoint, no code runs
     state = raw["generator"]["state_dict"]
     assert raw["label"] == "SRResNet" and raw["weights_dtype"] == "float16" and raw["step"] == 7
+    assert raw["val_history"] == [{"step": 5, "phase": "srresnet", "val/psnr_y": 20.5}]
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert any(not v.is_floating_point() for v in state.values())  # BN's counter stays integer
 
