@@ -10,7 +10,7 @@ Introduced with the exercises of lesson 01.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ __all__ = [
     "expect",
     "expect_close",
     "expect_shape",
+    "named_mistake",
     "passed",
     "relative_error",
 ]
@@ -114,6 +115,26 @@ def expect_close(
             where = f": got {float(g.reshape(())):.6g}, expected {float(w.reshape(())):.6g}"
         text = f"{what} is off by a relative error of {err:.2e} (allowed {rtol:.0e}){where}"
         raise CheckFailed(f"{text}. {hint}" if hint else text)
+
+
+def named_mistake(
+    got: torch.Tensor, want: torch.Tensor, mistakes: Mapping[str, Any], rtol: float
+) -> str | None:
+    """The message of the first typical wrong answer in ``mistakes`` (``{message: what that
+    mistake computes}``) that ``got`` reproduces within ``rtol``, else None.
+
+    A mistake that happens to give the right answer on this case names nothing, so a correct
+    answer is never blamed for it.
+    """
+    for message, wrong in mistakes.items():
+        wrong = as_tensor(wrong, "a wrong answer")
+        if wrong.shape != got.shape or (
+            wrong.shape == want.shape and relative_error(wrong, want) <= rtol
+        ):
+            continue
+        if relative_error(got, wrong) <= rtol:
+            return message
+    return None
 
 
 def passed(name: str, cases: int, hidden: bool = False) -> None:
