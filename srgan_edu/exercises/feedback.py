@@ -9,8 +9,10 @@ Introduced with the exercises of lesson 01.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,8 +25,12 @@ __all__ = [
     "expect",
     "expect_close",
     "expect_shape",
+    "forbidden",
     "named_mistake",
+    "one_thread",
     "passed",
+    "result",
+    "single_threaded",
     "relative_error",
 ]
 
@@ -58,6 +64,12 @@ def call(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
         raise
     except Exception as err:  # the student's code crashed: say where, keep the cause attached
         raise CheckFailed(f"{what} raised {type(err).__name__}: {err}".rstrip(": ")) from err
+
+
+def result(value: Any, what: str) -> torch.Tensor:
+    """The student's return value as a float64 tensor; ``None`` means a forgotten ``return``."""
+    expect(value is not None, f"{what} returned None: did you forget the return statement?")
+    return as_tensor(value, what)
 
 
 def as_tensor(value: Any, what: str) -> torch.Tensor:
@@ -141,3 +153,47 @@ def passed(name: str, cases: int, hidden: bool = False) -> None:
     """Print the one line a passing check shows (deterministic, so nbval can compare it)."""
     extra = " (with the hidden cases)" if hidden else ""
     print(f"✓ {name}: {cases} check(s) passed{extra}")
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run on one CPU thread, then restore the count: checks use tiny tensors, and on a busy
+    machine extra threads only wait for each other (seconds instead of milliseconds)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def single_threaded(check: Callable[..., None]) -> Callable[..., None]:
+    """Decorator: the whole check runs under :func:`one_thread`."""
+
+    @functools.wraps(check)
+    def run(*args: Any, **kwargs: Any) -> None:
+        with one_thread():
+            return check(*args, **kwargs)
+
+    return run
+
+
+@contextlib.contextmanager
+def forbidden(targets: Sequence[tuple[Any, str]], exercise: str, what: str) -> Iterator[None]:
+    """While the student's code runs, each ``module.name`` in ``targets`` refuses to work: it
+    would do the whole exercise (``what`` names it in the feedback). Names a lesson imported
+    from those modules refuse too, as long as they are looked up through the module."""
+    originals = [(module, name, getattr(module, name)) for module, name in targets]
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise CheckFailed(
+            f"{exercise} calls {what}, which does the whole exercise; write it yourself"
+        )
+
+    for module, name, _ in originals:
+        setattr(module, name, refuse)
+    try:
+        yield
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)

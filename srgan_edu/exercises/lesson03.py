@@ -10,9 +10,8 @@ wrong order, padding on one side only, ...) are recognised and named. Introduced
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from srgan_edu.exercises.feedback import (
     expect,
     expect_close,
     expect_shape,
+    forbidden,
     named_mistake,
     passed,
     relative_error,
@@ -35,24 +35,6 @@ from srgan_edu.teach.conv import conv_output_size
 from srgan_edu.teach.conv import im2col as library_im2col
 
 __all__ = ["conv_output_size_formula", "convolve2d_full", "im2col"]
-
-
-@contextlib.contextmanager
-def _forbidden(module: Any, name: str, exercise: str) -> Iterator[None]:
-    """While the student's code runs, ``module.name`` refuses to work (it is the exercise)."""
-    original = getattr(module, name)
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise CheckFailed(
-            f"{exercise} calls {module.__name__}.{name}, which does the whole exercise; "
-            "write it yourself"
-        )
-
-    setattr(module, name, refuse)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
 
 
 # --- exercise 03.1: the output-size formula ----------------------------------------------------
@@ -196,9 +178,9 @@ def _check_convolve_case(
     img, ker = image.numpy(), kernel.numpy()
     want = torch.as_tensor(scipy.signal.convolve2d(img, ker, mode="full"))
     with (
-        _forbidden(scipy.signal, "convolve2d", what),
-        _forbidden(scipy.signal, "convolve", what),
-        _forbidden(scipy.signal, "fftconvolve", what),
+        forbidden([(scipy.signal, "convolve2d")], what, "scipy.signal.convolve2d"),
+        forbidden([(scipy.signal, "convolve")], what, "scipy.signal.convolve"),
+        forbidden([(scipy.signal, "fftconvolve")], what, "scipy.signal.fftconvolve"),
     ):
         got = as_tensor(call(answer, image.clone(), kernel.clone(), what=what), where)
     (h, w), (kh, kw) = image.shape, kernel.shape
@@ -288,7 +270,7 @@ def _check_im2col_case(
     answer: Callable[..., Any], what: str, where: str, x: torch.Tensor, k: int, s: int, p: int
 ) -> None:
     want = library_im2col(x, k, stride=s, padding=p)  # (B, C*k*k, H'*W')
-    with _forbidden(F, "unfold", what):
+    with forbidden([(F, "unfold")], what, "torch.nn.functional.unfold"):
         got = as_tensor(call(answer, x.clone(), k, s, p, what=what), where)
     b, c, h, w = x.shape
     ho, wo = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)

@@ -10,8 +10,7 @@ loop builds; :func:`srgan_edu.steps.srresnet_step`) and names the usual mistakes
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +22,7 @@ from srgan_edu.exercises.feedback import (
     call,
     expect,
     expect_close,
+    one_thread,
     passed,
     relative_error,
 )
@@ -175,17 +175,6 @@ def _optimiser(model: torch.nn.Module, kind: str) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Tiny networks: on a busy CPU, several threads mostly wait for each other (30x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 def srresnet_update(answer: Callable[..., float], *, hidden: bool = False) -> None:
     """Exercise 08.2: ``answer(G, opt, lr, hr)`` makes one SRResNet update, returns the loss.
 
@@ -197,7 +186,7 @@ def srresnet_update(answer: Callable[..., float], *, hidden: bool = False) -> No
     settings = [(0, 2, 1, 6, 2, 4, "sgd")]
     if hidden:
         settings += [(1, 3, 2, 4, 3, 2, "sgd"), (2, 2, 1, 8, 2, 4, "plain")]
-    with _one_thread():
+    with one_thread():
         _check_updates(answer, settings)
     passed("08.2 one SRResNet update", 2 * len(settings), hidden)
 
