@@ -41,6 +41,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1046,6 +1047,26 @@ def _payload(
     }
 
 
+def _follow_config(
+    opt: torch.optim.Optimizer,
+    config: TrainConfig,
+    sched: torch.optim.lr_scheduler.MultiStepLR | None = None,
+) -> None:
+    """After loading saved optimiser/scheduler states, apply this run's ``lr``, ``lr_decay_step``
+    and ``lr_decay_factor``: a resume with changed settings (reported) must use them, not the
+    saved ones. Unchanged settings give exactly the saved learning rate back."""
+    if sched is None:
+        for group in opt.param_groups:
+            group["lr"] = config.lr
+        return
+    sched.base_lrs = [config.lr] * len(opt.param_groups)
+    sched.milestones = Counter([config.lr_decay_step])
+    sched.gamma = config.lr_decay_factor
+    decayed = sched.last_epoch >= config.lr_decay_step  # SRGAN updates made in this phase
+    for group in opt.param_groups:
+        group["lr"] = config.lr * (config.lr_decay_factor if decayed else 1.0)
+
+
 def _restore(
     state: dict[str, Any],
     config: TrainConfig,
@@ -1080,10 +1101,13 @@ def _restore(
         opt_d.load_state_dict(state["opt_d"])
         sched_g.load_state_dict(state["sched_g"])
         sched_d.load_state_dict(state["sched_d"])
+        for sched in (sched_g, sched_d):
+            _follow_config(sched.optimizer, config, sched)
     else:
         enter_phase("srresnet")
         _, opt_g, *_ = parts()
         opt_g.load_state_dict(state["opt_g"])
+        _follow_config(opt_g, config)
     set_rng_state(state["rng"])
     say(f"resumed from step {step} (phase {phase})")
     return step

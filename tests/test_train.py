@@ -444,3 +444,22 @@ def test_prepared_array_from_other_images_is_refused(tmp_path, capsys):
     assert "prepared needs data" in capsys.readouterr().err
     assert main([*common, "--data", str(root), "--prepared", str(tmp_path / "nowhere")]) == 2
     assert "prepared folder not found" in capsys.readouterr().err
+
+
+def test_resume_with_a_changed_schedule_follows_the_new_one(tmp_path):
+    """A resume reports changed settings and must then use them: a run paused and resumed with a
+    new lr_decay_step / lr logs the same learning rates as a fresh run with those settings."""
+
+    def lrs(out):
+        records = map(json.loads, (out / "log.jsonl").read_text().splitlines())
+        return [(r["step"], r["lr"]) for r in records if "lr" in r]
+
+    old = smoke(phase="both", srresnet_steps=2, srgan_steps=6, lr_decay_step=5, log_every=1)
+    new = apply_overrides(old, {"lr_decay_step": 2, "lr": 2e-4})
+    train(old, tmp_path / "paused", steps=3, progress=False)  # 2 SRResNet + 1 SRGAN updates
+    train(new, tmp_path / "paused", resume=True, progress=False)
+    train(new, tmp_path / "fresh", progress=False)
+    resumed, fresh = lrs(tmp_path / "paused"), lrs(tmp_path / "fresh")
+    assert resumed[3:] == fresh[3:]  # after the resume: the new schedule
+    # logged after each update: the lr of the next one (decayed once 2 SRGAN updates are made)
+    assert [lr for _, lr in fresh[2:]] == pytest.approx([2e-4, 2e-5, 2e-5, 2e-5, 2e-5, 2e-5])
