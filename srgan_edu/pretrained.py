@@ -74,19 +74,19 @@ PRETRAINED: dict[str, Pretrained] = {
         Pretrained(
             "srresnet_x4_celeba",
             "SRResNet",
-            "0" * 64,
+            "2b38910b6ca87ff7cdf217b0dbc5630015c122d8d3ddb1bbb5bba290df4a52b4",
             "SRResNet x4 (pixel MSE, eq. 4) on CelebA faces; 8 blocks, 32 channels",
         ),
         Pretrained(
             "srgan_vgg22_x4_celeba",
             "SRGAN-VGG22",
-            "0" * 64,
+            "068d78f8a5be0c124f6a05defd3225845a8379648f3569af3f8c3cf549ebfa1a",
             "SRGAN x4 from srresnet_x4_celeba: VGG22 content loss (eq. 5) + 1e-3 adversarial",
         ),
         Pretrained(
             "srgan_mse_x4_celeba",
             "SRGAN-MSE",
-            "0" * 64,
+            "4ebeca93bb79b1bb9afd1fa71f4ea3ad862c39db99c5a59b4dbbaacbd609a172",
             "SRGAN x4 from srresnet_x4_celeba: pixel MSE content loss (eq. 4) + 1e-3 adversarial",
         ),
     ]
