@@ -86,6 +86,9 @@ def course(tmp_path):
     lessons.mkdir()
     nbformat.write(instructor_notebook(), lessons / "99_lesson.ipynb")
     (lessons / "figure.png").write_bytes(b"not really a png")
+    for private in ("runs/lesson09/srgan.pt", "runs/mos/alice.csv", ".ipynb_checkpoints/x.ipynb"):
+        (lessons / private).parent.mkdir(parents=True, exist_ok=True)
+        (lessons / private).write_bytes(b"the instructor's")
     release(lessons, tmp_path / "student")
     return lessons, tmp_path / "student"
 
@@ -113,6 +116,7 @@ def test_release_stubs_solutions_drops_hidden_tests_and_clears_outputs(course):
     for i in (0, 1, 2, 5):  # everything else intact
         assert nb.cells[i] == original.cells[i]
     assert (student / "figure.png").read_bytes() == b"not really a png"
+    assert sorted(p.name for p in student.rglob("*")) == ["99_lesson.ipynb", "figure.png"]
     # the stub really fails the way the issue asks: NotImplementedError when the check calls it
     scope: dict = {}
     exec(sol, scope)

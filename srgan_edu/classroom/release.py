@@ -1,10 +1,12 @@
 """``release``: the student copy of a folder of lessons (solutions stubbed, hidden tests removed).
 
-Every ``*.ipynb`` in the source folder (not in ``.ipynb_checkpoints``) is written to the output
-folder under the same name by :func:`srgan_edu.classroom.notebook.release_notebook`; other files
-(pictures, data the lessons read) are copied unchanged. Running it twice gives the same files,
-and it refuses to write into the source folder (or a folder inside or around it), so the
-instructor's solutions can never be overwritten by their own student version.
+Every ``*.ipynb`` in the source folder is written to the output folder under the same name by
+:func:`srgan_edu.classroom.notebook.release_notebook`; other files (pictures, data the lessons
+read) are copied unchanged. What running the lessons wrote (``runs/``: training runs, rating
+CSVs) and hidden folders are not copied: they are the instructor's, not course material.
+Running it twice gives the same files, and it refuses to write into the source folder (or a
+folder inside or around it), so the instructor's solutions can never be overwritten by their
+own student version.
 """
 
 from __future__ import annotations
@@ -43,13 +45,17 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
+SKIPPED = ("runs", "__pycache__")
+"""Folders never copied: what running the lessons writes (training runs, a class's rating CSVs),
+caches, and every hidden folder (``.ipynb_checkpoints``, ``.git``)."""
+
+
 def _files(source: Path) -> list[Path]:
-    skip = {".ipynb_checkpoints", "__pycache__", ".git"}
-    return sorted(
-        p
-        for p in source.rglob("*")
-        if p.is_file() and not skip.intersection(p.relative_to(source).parts)
-    )
+    def kept(path: Path) -> bool:
+        parts = path.relative_to(source).parts
+        return not any(part in SKIPPED or part.startswith(".") for part in parts)
+
+    return sorted(p for p in source.rglob("*") if p.is_file() and kept(p))
 
 
 def release(source: str | os.PathLike, out: str | os.PathLike) -> ReleaseResult:
