@@ -29,6 +29,7 @@ __all__ = [
     "named_mistake",
     "one_thread",
     "passed",
+    "reject_named_mistake",
     "result",
     "single_threaded",
     "relative_error",
@@ -147,6 +148,16 @@ def named_mistake(
         if relative_error(got, wrong) <= rtol:
             return message
     return None
+
+
+def reject_named_mistake(
+    got: torch.Tensor, want: torch.Tensor, mistakes: Mapping[str, Any], rtol: float
+) -> None:
+    """Raise :class:`CheckFailed` with the message of the typical mistake ``got`` reproduces
+    (:func:`named_mistake`), if any."""
+    mistake = named_mistake(got, want, mistakes, rtol)
+    if mistake:
+        raise CheckFailed(mistake)
 
 
 def passed(name: str, cases: int, hidden: bool = False) -> None:

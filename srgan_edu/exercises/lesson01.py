@@ -21,8 +21,8 @@ from srgan_edu.exercises.feedback import (
     call,
     expect,
     expect_close,
-    named_mistake,
     passed,
+    reject_named_mistake,
     relative_error,
 )
 from toy_gan.gan import Discriminator, Generator
@@ -122,9 +122,7 @@ def _check_d_loss_case(
     }
     g = as_tensor(got, what).reshape(())
     w = want.detach().to(torch.float64)
-    mistake = named_mistake(g, w, mistakes, rtol=1e-4)
-    if mistake:
-        raise CheckFailed(mistake)
+    reject_named_mistake(g, w, mistakes, rtol=1e-4)
     expect_close(
         g, w, where, rtol=1e-4, hint="Recall -log D = softplus(-l), -log(1-D) = softplus(l)."
     )
@@ -274,9 +272,7 @@ def _check_g_step_case(
                 f"{where}: G's update still contains the gradients left over from before the "
                 "call. Call opt_g.zero_grad() before loss.backward(): backward() *adds* to .grad"
             ] = want - lr * stale - before
-            mistake = named_mistake(after - before, want - before, mistakes, rtol)
-            if mistake:
-                raise CheckFailed(mistake)
+            reject_named_mistake(after - before, want - before, mistakes, rtol)
         expect_close(
             after - before,
             want - before,
